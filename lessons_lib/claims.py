@@ -1,0 +1,239 @@
+"""The claims ledger: which claim of the source articles each lesson tested, and what it found.
+
+The book keeps its own catalogue of the claims (``lessons_lib/data/claims.csv``: ID, chapter,
+source articles, what the book must do, the claim in one line). A lesson that tests a claim
+
+1. measures something and ``assert``-s the numbers its text states;
+2. turns the *same* measured booleans into a verdict with :func:`judge` (never a string typed by
+   hand): ``holds``, ``holds only when …`` or ``does not hold here``; an "explain" claim gets
+   :func:`explained`;
+3. calls :func:`record`, which shows the verdict in the lesson and glues it (myst-nb ``glue``)
+   under the keys ``claim-<ID>`` and ``claim-<ID>-evidence``.
+
+The appendix page *Claims ledger* is generated from the catalogue and from the lessons' sources
+(:func:`write_ledger`): for each ID it pastes the glued verdict from the lesson that records it
+(``{glue:text}`path::key```). Sphinx resolves those pastes after every page has been executed, so
+the ledger does not depend on the order in which pages run.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+ACTIONS = ("demo", "test", "explain", "explain+demo", "explain+test")
+_RECORD_CALL = re.compile(r"""claims\.record\(\s*["']([A-Z]{2}-\d+)["']""")
+_recorded: dict[str, "Record"] = {}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of the source articles, in the book's own words."""
+
+    id: str
+    chapter: int
+    sources: tuple[str, ...]
+    action: str
+    text: str
+
+
+@lru_cache(maxsize=1)
+def catalogue() -> dict[str, Claim]:
+    """Every claim the book must cover, keyed by ID, in the catalogue's order."""
+    rows = resources.files("lessons_lib").joinpath("data/claims.csv").read_text(encoding="utf-8")
+    out: dict[str, Claim] = {}
+    for row in csv.DictReader(rows.splitlines()):
+        if row["action"] not in ACTIONS:
+            raise ValueError(f"claims.csv: action of {row['id']} must be one of {ACTIONS}")
+        out[row["id"]] = Claim(row["id"], int(row["chapter"]), tuple(row["sources"].split()),
+                               row["action"], row["claim"])
+    return out
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What an experiment found about a claim. Build it with :func:`judge` or :func:`explained`."""
+
+    kind: str  # "holds", "holds only when", "does not hold here", "explained"
+    condition: str = ""
+
+    def __str__(self) -> str:
+        return f"holds only when {self.condition}" if self.kind == "holds only when" else self.kind
+
+
+def judge(holds: bool, *, holds_when: bool | None = None, condition: str = "") -> Verdict:
+    """Turn measured facts into a verdict.
+
+    ``holds`` : does the claim hold as the article states it, in the experiment?
+    ``holds_when`` / ``condition`` : if not, does it hold under ``condition`` (a restriction the
+    experiment also measured, e.g. ``"η < 2/λmax"``)?
+
+    ============  ==============  =====================================
+    holds         holds_when      verdict
+    ============  ==============  =====================================
+    True          (ignored)       holds
+    False         True            holds only when <condition>
+    False         False / None    does not hold here
+    ============  ==============  =====================================
+    """
+    holds, holds_when = _as_bool("holds", holds), holds_when
+    if holds:
+        return Verdict("holds")
+    if holds_when is not None and _as_bool("holds_when", holds_when):
+        if not condition.strip():
+            raise ValueError("condition must say when the claim holds, got an empty string")
+        return Verdict("holds only when", condition.strip())
+    return Verdict("does not hold here")
+
+
+def explained() -> Verdict:
+    """The verdict of an "explain" claim: a definition or a published fact, shown and sourced."""
+    return Verdict("explained")
+
+
+@dataclass(frozen=True)
+class Record:
+    """A verdict recorded for a claim, with the measured evidence in one sentence."""
+
+    claim: Claim
+    verdict: Verdict
+    evidence: str
+
+    def _repr_markdown_(self) -> str:
+        return (f"**Claim {self.claim.id}** ({self.claim.action}) — *{self.claim.text}*  \n"
+                f"Verdict: **{self.verdict}**. {self.evidence}")
+
+    def __repr__(self) -> str:
+        return f"Claim {self.claim.id}: {self.verdict}. {self.evidence}"
+
+
+class _Bare(str):
+    """A string whose repr has no quotes, so that ``{glue:text}`` pastes it as it is."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        return html.escape(str(self))
+
+
+def record(claim_id: str, verdict: Verdict, evidence: str, *, glue: bool = True) -> None:
+    """Record ``verdict`` for ``claim_id``, show it, and glue it for the claims ledger.
+
+    ``verdict`` must come from :func:`judge` or :func:`explained`; ``evidence`` is one sentence
+    with the measured numbers. An "explain" claim may only be ``explained()``; a demo or test
+    claim must be judged. The record is kept in :func:`recorded`; nothing is returned, so that
+    the call at the end of a cell does not show it twice.
+    """
+    claims = catalogue()
+    if claim_id not in claims:
+        raise ValueError(f"claim_id must be one of the catalogue's IDs (e.g. 'LR-1'), got {claim_id!r}")
+    if not isinstance(verdict, Verdict):
+        raise ValueError("verdict must be built by claims.judge(...) or claims.explained(), "
+                         f"got {verdict!r}")
+    if not isinstance(evidence, str) or not evidence.strip():
+        raise ValueError("evidence must be a non-empty sentence with the measured numbers")
+    claim = claims[claim_id]
+    if (verdict.kind == "explained") != (claim.action == "explain"):
+        wanted = "claims.explained()" if claim.action == "explain" else "claims.judge(...)"
+        raise ValueError(f"verdict for {claim_id} ({claim.action}) must come from {wanted}")
+    rec = Record(claim, verdict, evidence.strip())
+    _recorded[claim_id] = rec
+    if glue:
+        from IPython.display import display
+        from myst_nb import glue as nb_glue
+
+        nb_glue(f"claim-{claim_id}", _Bare(str(verdict)), display=False)
+        nb_glue(f"claim-{claim_id}-evidence", _Bare(rec.evidence), display=False)
+        display(rec)
+
+
+def recorded() -> dict[str, Record]:
+    """The records made so far in this Python process (a lesson checks its own at the end)."""
+    return dict(_recorded)
+
+
+def find_recordings(book_dir: str | Path) -> dict[str, str]:
+    """Map each claim ID to the lesson (path relative to ``book_dir``) whose source records it.
+
+    Raises ``ValueError`` if an ID is recorded by two lessons or is not in the catalogue.
+    """
+    book_dir = Path(book_dir)
+    where: dict[str, str] = {}
+    for path in sorted(book_dir.rglob("*.md")):
+        if "_build" in path.parts:
+            continue
+        for claim_id in _RECORD_CALL.findall(path.read_text(encoding="utf-8")):
+            rel = path.relative_to(book_dir).as_posix()
+            if claim_id not in catalogue():
+                raise ValueError(f"{rel} records {claim_id}, which is not in the catalogue")
+            if where.get(claim_id, rel) != rel:
+                raise ValueError(f"{claim_id} is recorded by both {where[claim_id]} and {rel}")
+            where[claim_id] = rel
+    return where
+
+
+def ledger_markdown(book_dir: str | Path, page: str = "appendix/claims-ledger.md") -> str:
+    """The source of the claims-ledger page: one table per chapter, one row per claim."""
+    where = find_recordings(book_dir)
+    page_dir = Path(page).parent
+    chapters: dict[int, list[Claim]] = {}
+    for claim in catalogue().values():
+        chapters.setdefault(claim.chapter, []).append(claim)
+    covered = sum(c in where for c in catalogue())
+    lines = [
+        "<!-- Generated by `python -m lessons_lib.claims book/`: do not edit by hand. -->",
+        "(claims-ledger)=",
+        "# Claims ledger",
+        "",
+        "Every claim of the five source articles, in our words, with the verdict that the executed "
+        "lesson computed from its own measurements. *holds only when …* means the claim is true "
+        "only under the condition the experiment found; *does not hold here* means our "
+        "experiment contradicts it. The verdicts are pasted from the lessons when the book is "
+        "built; none is typed in by hand.",
+        "",
+        f"Covered so far: {covered} of {len(catalogue())} claims.",
+        "",
+    ]
+    for chapter, claims in chapters.items():
+        lines += [f"## Chapter {chapter}", "",
+                  "| ID | claim (articles) | do | verdict | evidence | shown in |",
+                  "|---|---|---|---|---|---|"]
+        for c in claims:
+            text = c.text.replace("|", "\\|") + f" ({', '.join(c.sources)})"
+            if c.id in where:
+                rel = Path(*[".."] * len(page_dir.parts), where[c.id]).as_posix()
+                doc = rel.removesuffix(".md")
+                lines.append(f"| {c.id} | {text} | {c.action} | "
+                             f"{{glue:text}}`{rel}::claim-{c.id}:s` | "
+                             f"{{glue:text}}`{rel}::claim-{c.id}-evidence:s` | {{doc}}`{doc}` |")
+            else:
+                lines.append(f"| {c.id} | {text} | {c.action} | not yet covered | | |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_ledger(book_dir: str | Path, page: str = "appendix/claims-ledger.md") -> Path:
+    """Write :func:`ledger_markdown` to ``book_dir/page``; return the path."""
+    path = Path(book_dir) / page
+    path.write_text(ledger_markdown(book_dir, page), encoding="utf-8")
+    return path
+
+
+def _as_bool(name: str, value) -> bool:
+    import numpy as np
+
+    if not isinstance(value, bool | np.bool_):
+        raise ValueError(f"{name} must be a bool computed from measurements, got {value!r}")
+    return bool(value)
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(write_ledger(sys.argv[1] if len(sys.argv) > 1 else "book"))

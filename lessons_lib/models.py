@@ -1,0 +1,41 @@
+"""Tiny torch models for the lessons: small enough to train in seconds on a laptop CPU."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from lessons_lib._checks import check_int, check_real
+
+
+def mlp(n_in: int, n_out: int, *, width: int = 64, depth: int = 1, init_scale: float = 1.0,
+        seed: int = 0) -> nn.Sequential:
+    """A multilayer perceptron: ``depth`` hidden layers of ``width`` ReLU units.
+
+    Weights start as PyTorch's default initialisation multiplied by ``init_scale`` (1 = default),
+    a knob the lessons compare with the learning rate. ``seed`` fixes the initial weights.
+    """
+    n_in, n_out = check_int("n_in", n_in), check_int("n_out", n_out)
+    width, depth = check_int("width", width), check_int("depth", depth, low=0)
+    init_scale = check_real("init_scale", init_scale, low=0, low_open=True)
+    gen_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        sizes = [n_in] + [width] * depth + [n_out]
+        layers: list[nn.Module] = []
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            layers.append(nn.Linear(a, b))
+            if i < len(sizes) - 2:
+                layers.append(nn.ReLU())
+        model = nn.Sequential(*layers)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.mul_(init_scale)
+    finally:
+        torch.random.set_rng_state(gen_state)
+    return model
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable numbers in ``model``."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

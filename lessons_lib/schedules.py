@@ -1,0 +1,370 @@
+"""Learning-rate schedules as plain functions of the step, each equal to a PyTorch scheduler.
+
+The convention
+--------------
+``schedule(step, ...)`` is the learning rate **in force after ``step`` calls of the matching
+PyTorch scheduler's ``.step()``**. ``step=0`` is the learning rate the optimizer uses for its very
+first update, ``step=1`` the one after the first ``scheduler.step()``, and so on. In the usual
+training loop::
+
+    for step in range(n_steps):
+        loss = ...; loss.backward()
+        optimizer.step()        # uses schedule(step, ...)
+        scheduler.step()        # now schedule(step + 1, ...) is in force
+
+Every function accepts a Python int or a NumPy integer array for ``step`` and returns a float or a
+float array of the same shape, so ``cosine(np.arange(100), lr=0.1, T_max=100)`` is a whole curve.
+Argument names and defaults are those of ``torch.optim.lr_scheduler``; the tests check every
+schedule against torch step by step.
+
+- :func:`constant`, :func:`step_decay` (StepLR), :func:`multistep` (MultiStepLR),
+  :func:`exponential` (ExponentialLR), :func:`cosine` (CosineAnnealingLR),
+  :func:`cosine_restarts` (CosineAnnealingWarmRestarts), :func:`warmup_cosine`
+  (SequentialLR of LinearLR then CosineAnnealingLR), :func:`one_cycle` (OneCycleLR);
+- :class:`ReduceOnPlateau` (ReduceLROnPlateau) depends on the metrics seen, not on the step, so it
+  is a small class with ``.step(metric) -> lr``;
+- :func:`as_torch_scheduler` turns any of the functions into a ``LambdaLR`` for a torch training
+  loop. Torch is imported only there, so importing this module stays light.
+
+Bad arguments raise ``ValueError`` naming the argument and the values allowed.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from numbers import Integral
+
+import numpy as np
+
+from lessons_lib._checks import check_choice, check_int, check_learning_rate, check_real
+
+__all__ = [
+    "constant",
+    "step_decay",
+    "multistep",
+    "exponential",
+    "cosine",
+    "cosine_restarts",
+    "warmup_cosine",
+    "one_cycle",
+    "ReduceOnPlateau",
+    "as_torch_scheduler",
+    "as_lambda_lr",
+]
+
+
+# --------------------------------------------------------------------------- private helpers
+
+
+def _steps(step, high=None) -> np.ndarray:
+    """``step`` as an int array; refuses non-integers, negatives and steps above ``high``."""
+    arr = np.asarray(step)
+    if arr.dtype.kind not in "iu":
+        raise ValueError(f"step must be an integer >= 0 or an array of them, got {step!r}")
+    if arr.size and arr.min() < 0:
+        raise ValueError(f"step must be >= 0, got {arr.min()}")
+    if high is not None and arr.size and arr.max() > high:
+        raise ValueError(f"step must be in [0, {high}], got {arr.max()}")
+    return arr.astype(np.int64)
+
+
+def _result(values, steps: np.ndarray):
+    """A float for a single step, a float array shaped like ``steps`` otherwise."""
+    values = np.broadcast_to(np.asarray(values, dtype=float), steps.shape)
+    return float(values) if steps.ndim == 0 else values.copy()
+
+
+def _lr(name: str, value, *, allow_zero: bool = False) -> float:
+    """One learning rate as a float (finite, > 0, or >= 0 when ``allow_zero``)."""
+    arr = check_learning_rate(name, value, allow_zero=allow_zero)
+    if arr.ndim != 0:
+        raise ValueError(f"{name} must be a single number, got an array of shape {arr.shape}")
+    return float(arr)
+
+
+def _gamma(value) -> float:
+    return check_real("gamma", value, low=0.0, low_open=True)
+
+
+# --------------------------------------------------------------------------- the schedules
+
+
+def constant(step, lr):
+    """The same learning rate at every step: η_t = η_0.
+
+    (In torch: no scheduler at all, or ``LambdaLR(opt, lambda t: 1.0)``.)
+    """
+    t = _steps(step)
+    return _result(_lr("lr", lr), t)
+
+
+def step_decay(step, lr, step_size, gamma=0.1):
+    """StepLR: multiply by ``gamma`` every ``step_size`` steps.
+
+    η_t = η_0 · γ^floor(t / step_size)
+    """
+    t = _steps(step)
+    lr, gamma = _lr("lr", lr), _gamma(gamma)
+    step_size = check_int("step_size", step_size, low=1)
+    return _result(lr * gamma ** (t // step_size), t)
+
+
+def multistep(step, lr, milestones, gamma=0.1):
+    """MultiStepLR: multiply by ``gamma`` at each milestone step.
+
+    η_t = η_0 · γ^(number of milestones <= t)
+
+    A milestone listed twice counts twice, and a milestone 0 already scales the first
+    learning rate, exactly as in torch.
+    """
+    t = _steps(step)
+    lr, gamma = _lr("lr", lr), _gamma(gamma)
+    ok = isinstance(milestones, list | tuple | range | np.ndarray) and all(
+        isinstance(m, Integral) and not isinstance(m, bool) and m >= 0 for m in milestones
+    )
+    if not ok:
+        raise ValueError(f"milestones must be a list of integers >= 0, got {milestones!r}")
+    ms = np.sort(np.asarray(milestones, dtype=np.int64))
+    n_passed = np.searchsorted(ms, t, side="right")
+    return _result(lr * gamma**n_passed, t)
+
+
+def exponential(step, lr, gamma):
+    """ExponentialLR: multiply by ``gamma`` at every step.
+
+    η_t = η_0 · γ^t
+    """
+    t = _steps(step)
+    lr, gamma = _lr("lr", lr), _gamma(gamma)
+    return _result(lr * gamma**t, t)
+
+
+def cosine(step, lr, T_max, eta_min=0.0):
+    """CosineAnnealingLR: half a cosine from ``lr`` down to ``eta_min`` in ``T_max`` steps.
+
+    η_t = η_min + (η_0 − η_min) · (1 + cos(π t / T_max)) / 2
+
+    Beyond ``T_max`` torch does *not* stay at ``eta_min``: its recursive update keeps following
+    the same cosine, back up to ``lr`` at ``2 T_max``, down again at ``3 T_max``, and so on. The
+    formula above does the same, so steps > T_max are allowed and still equal torch.
+    """
+    t = _steps(step)
+    lr, eta_min = _lr("lr", lr), _lr("eta_min", eta_min, allow_zero=True)
+    T_max = check_int("T_max", T_max, low=1)
+    return _result(eta_min + (lr - eta_min) * (1 + np.cos(np.pi * t / T_max)) / 2, t)
+
+
+def cosine_restarts(step, lr, T_0, T_mult=1, eta_min=0.0):
+    """CosineAnnealingWarmRestarts (stepped with no argument): cosine cycles, each restarting at lr.
+
+    η_t = η_min + (η_0 − η_min) · (1 + cos(π T_cur / T_i)) / 2
+
+    where T_cur counts the steps since the last restart and T_i is the length of the current
+    cycle: T_0 for the first, then T_0·T_mult, T_0·T_mult², ...
+    """
+    t = _steps(step)
+    lr, eta_min = _lr("lr", lr), _lr("eta_min", eta_min, allow_zero=True)
+    T_0 = check_int("T_0", T_0, low=1)
+    T_mult = check_int("T_mult", T_mult, low=1)
+    if T_mult == 1:
+        t_cur, t_i = t % T_0, T_0
+    else:  # walk through the cycles, one pass per cycle (their lengths grow geometrically)
+        t_cur, t_i = t.copy(), np.full(t.shape, T_0, dtype=np.int64)
+        while (over := t_cur >= t_i).any():
+            t_cur = np.where(over, t_cur - t_i, t_cur)
+            t_i = np.where(over, t_i * T_mult, t_i)
+    return _result(eta_min + (lr - eta_min) * (1 + np.cos(np.pi * t_cur / t_i)) / 2, t)
+
+
+def warmup_cosine(step, lr, warmup_steps, total_steps, eta_min=0.0, start_factor=0.01):
+    """Linear warm-up from ``start_factor·lr`` to ``lr``, then a cosine down to ``eta_min``.
+
+    η_t = η_0 · (s + (1 − s) · t / W)                                    for t < W
+    η_t = η_min + (η_0 − η_min) · (1 + cos(π (t − W) / (T − W))) / 2     for t >= W
+
+    with W = warmup_steps, T = total_steps, s = start_factor. This equals torch's
+    ``SequentialLR(opt, [LinearLR(opt, start_factor=s, end_factor=1.0, total_iters=W),
+    CosineAnnealingLR(opt, T_max=T - W, eta_min=eta_min)], milestones=[W])``: at the milestone
+    the cosine starts at its own step 0, i.e. at ``lr``, the value the warm-up has just reached.
+    The default ``start_factor=0.01`` starts the warm-up at 1% of ``lr`` (torch's LinearLR
+    default, 1/3, is a much gentler warm-up). ``warmup_steps=0`` gives plain :func:`cosine`; past
+    ``total_steps`` the cosine climbs back up, as :func:`cosine` does.
+    """
+    t = _steps(step)
+    lr, eta_min = _lr("lr", lr), _lr("eta_min", eta_min, allow_zero=True)
+    total_steps = check_int("total_steps", total_steps, low=1)
+    warmup_steps = check_int("warmup_steps", warmup_steps, low=0, high=total_steps - 1)
+    s = check_real("start_factor", start_factor, low=0.0, high=1.0, low_open=True)
+    warm = lr * (s + (1 - s) * t / max(warmup_steps, 1))
+    cos = cosine(np.maximum(t - warmup_steps, 0), lr, total_steps - warmup_steps, eta_min)
+    return _result(np.where(t < warmup_steps, warm, cos), t)
+
+
+def one_cycle(
+    step,
+    max_lr,
+    total_steps,
+    pct_start=0.3,
+    anneal_strategy="cos",
+    div_factor=25.0,
+    final_div_factor=1e4,
+    three_phase=False,
+):
+    """OneCycleLR (learning rate only): up from max_lr/div_factor to max_lr, then far below.
+
+    η_init = max_lr / div_factor,  η_final = η_init / final_div_factor.
+    Two phases (default): η_init → max_lr over the first pct_start·T steps, then max_lr → η_final.
+    Three phases: η_init → max_lr → η_init (symmetric), then η_init → η_final.
+    Inside a phase going from a to b, with p the fraction of the phase done (0 to 1):
+        cos:    η = b + (a − b) · (1 + cos(π p)) / 2
+        linear: η = a + (b − a) · p
+
+    ``step`` may be 0 ... total_steps, as in torch: a loop of ``total_steps`` iterations calls
+    ``scheduler.step()`` ``total_steps`` times, and one more call raises. The value at
+    ``step == total_steps`` is never used for an update; torch extrapolates the last phase one
+    step past its end (it can overshoot η_final, and with "linear" even go below zero).
+    """
+    max_lr = _lr("max_lr", max_lr)
+    total_steps = check_int("total_steps", total_steps, low=1)
+    t = _steps(step, high=total_steps)
+    pct_start = check_real("pct_start", pct_start, low=0, high=1, low_open=True, high_open=True)
+    check_choice("anneal_strategy", anneal_strategy, {"cos", "linear"})
+    check_choice("three_phase", three_phase, {False, True})
+    div_factor = check_real("div_factor", div_factor, low=0.0, low_open=True)
+    final_div_factor = check_real("final_div_factor", final_div_factor, low=0.0, low_open=True)
+
+    initial = max_lr / div_factor
+    final = initial / final_div_factor
+    # (last step of the phase, lr at its start, lr at its end), with torch's (float) boundaries
+    up_end = pct_start * total_steps - 1
+    if three_phase:
+        down_end = 2 * pct_start * total_steps - 2
+        phases = [(up_end, initial, max_lr), (down_end, max_lr, initial)]
+        phases += [(total_steps - 1, initial, final)]
+    else:
+        phases = [(up_end, initial, max_lr), (total_steps - 1, max_lr, final)]
+
+    lr = np.zeros(t.shape)
+    todo = np.ones(t.shape, dtype=bool)
+    start = 0.0
+    for i, (end, a, b) in enumerate(phases):
+        here = todo & ((t <= end) | (i == len(phases) - 1))
+        if here.any():
+            if end == start:  # torch raises ZeroDivisionError here
+                raise ValueError(
+                    f"pct_start={pct_start} with total_steps={total_steps} gives OneCycleLR a "
+                    f"phase of zero length ending at step {end:g}; choose another pct_start"
+                )
+            p = (t[here] - start) / (end - start)
+            if anneal_strategy == "cos":
+                lr[here] = b + (a - b) / 2.0 * (np.cos(np.pi * p) + 1)
+            else:
+                lr[here] = (b - a) * p + a
+        todo &= ~here
+        start = end
+    return _result(lr, t)
+
+
+# --------------------------------------------------------------------------- reduce on plateau
+
+
+class ReduceOnPlateau:
+    """ReduceLROnPlateau: cut the learning rate when a metric stops improving.
+
+    ``sched.step(metric)`` returns the learning rate for the next steps. A metric *improves*
+    when (mode "min") it falls below best·(1 − threshold) ("rel") or best − threshold ("abs");
+    mode "max" mirrors this (above best·(1 + threshold) or best + threshold). After more than
+    ``patience`` steps in a row without improvement:
+
+        η ← max(η · factor, min_lr)     (skipped if it would change η by eps or less)
+
+    then ``cooldown`` steps follow during which bad steps are not counted.
+    """
+
+    def __init__(
+        self,
+        lr,
+        mode="min",
+        factor=0.1,
+        patience=10,
+        threshold=1e-4,
+        threshold_mode="rel",
+        cooldown=0,
+        min_lr=0.0,
+        eps=1e-8,
+    ):
+        self.lr = _lr("lr", lr)
+        self.mode = check_choice("mode", mode, {"min", "max"})
+        self.factor = check_real("factor", factor, low=0, high=1, low_open=True, high_open=True)
+        self.patience = check_int("patience", patience, low=0)
+        self.threshold = check_real("threshold", threshold, low=0.0)
+        self.threshold_mode = check_choice("threshold_mode", threshold_mode, {"rel", "abs"})
+        self.cooldown = check_int("cooldown", cooldown, low=0)
+        self.min_lr = _lr("min_lr", min_lr, allow_zero=True)
+        self.eps = check_real("eps", eps, low=0.0)
+        self.best = math.inf if mode == "min" else -math.inf
+        self.num_bad_epochs = 0
+        self.cooldown_counter = 0
+
+    def _is_better(self, metric: float) -> bool:
+        best, th = self.best, self.threshold
+        if self.mode == "min":
+            return metric < (best * (1.0 - th) if self.threshold_mode == "rel" else best - th)
+        return metric > (best * (1.0 + th) if self.threshold_mode == "rel" else best + th)
+
+    def step(self, metric) -> float:
+        """Record one value of the metric; return the learning rate now in force."""
+        metric = float(metric)
+        if math.isnan(metric):
+            raise ValueError("metric must be a number, got nan")
+        if self._is_better(metric):
+            self.best, self.num_bad_epochs = metric, 0
+        else:
+            self.num_bad_epochs += 1
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0  # bad steps during a cooldown do not count
+        if self.num_bad_epochs > self.patience:
+            new_lr = max(self.lr * self.factor, self.min_lr)
+            if self.lr - new_lr > self.eps:
+                self.lr = new_lr
+            self.cooldown_counter, self.num_bad_epochs = self.cooldown, 0
+        return self.lr
+
+
+# --------------------------------------------------------------------------- torch adaptor
+
+
+def as_torch_scheduler(optimizer, schedule, **kwargs):
+    """A ``torch.optim.lr_scheduler.LambdaLR`` that makes ``optimizer`` follow ``schedule``.
+
+        sched = as_torch_scheduler(opt, cosine, T_max=100)
+        ...  optimizer.step(); sched.step()
+
+    The factor LambdaLR multiplies the base learning rate by is schedule(t, ...) / base_lr. If the
+    schedule takes ``lr`` and you do not pass it, each parameter group's own learning rate is used,
+    so the lrs in force are those of the native torch scheduler. Arguments are checked here, at
+    once, not at the first ``sched.step()``. (:class:`ReduceOnPlateau` needs a metric, not a step:
+    use torch's ReduceLROnPlateau, or set ``group["lr"]`` from ``.step(metric)`` yourself.)
+    """
+    from torch.optim.lr_scheduler import LambdaLR
+
+    if not callable(schedule) or isinstance(schedule, type):
+        raise ValueError(f"schedule must be one of the schedule functions, got {schedule!r}")
+    takes_lr = "lr" in inspect.signature(schedule).parameters
+    factors = []
+    for group in optimizer.param_groups:
+        base_lr = _lr("the optimizer's lr", float(group.get("initial_lr", group["lr"])))
+        args = {"lr": base_lr, **kwargs} if takes_lr else dict(kwargs)
+        schedule(0, **args)  # raises ValueError now if an argument is bad
+
+        def factor(t, args=args, base_lr=base_lr):
+            return schedule(t, **args) / base_lr
+
+        factors.append(factor)
+    return LambdaLR(optimizer, factors)
+
+
+#: The same adaptor under the name of the torch class it returns.
+as_lambda_lr = as_torch_scheduler
