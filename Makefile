@@ -14,6 +14,7 @@ help:
 	@echo "make book   set up .venv, execute every lesson, build the HTML into _build/html"
 	@echo "make test   library tests + every lesson run by nbval + warnings-as-errors build + site tests"
 	@echo "make lab    JupyterLab on book/, lessons open as notebooks"
+	@echo "make ledger regenerate book/appendix/claims-ledger.md from the catalogue and the lessons"
 	@echo "make clean  remove _build (the execution cache too)"
 
 venv: $(STAMP)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
@@ -35,6 +36,7 @@ class History:
     evaluation (``val_loss``, ``val_acc``, at the steps listed in ``eval_steps``)."""
 
     lr: float
+    lrs: list[float] = field(default_factory=list)
     train_loss: list[float] = field(default_factory=list)
     grad_norm: list[float] = field(default_factory=list)
     eval_steps: list[int] = field(default_factory=list)
@@ -57,14 +59,21 @@ def evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor, task: str) -> t
         return nn.functional.mse_loss(out.squeeze(-1), y).item(), 0.0
 
 
-def fit(model: nn.Module, data: Split, *, lr: float, steps: int, optimizer: str = "sgd",
-        batch_size: int = 64, eval_every: int = 50, seed: int = 0, diverge: float = 1e3) -> History:
+def fit(model: nn.Module, data: Split, *, lr: float, steps: int, optimizer="sgd",
+        batch_size: int = 64, eval_every: int = 50, seed: int = 0, diverge: float = 1e3,
+        lr_schedule: Callable[[int], float] | None = None) -> History:
     """Train ``model`` on ``data.X_train`` with minibatches, recording a :class:`History`.
 
     Each step draws ``batch_size`` samples (reshuffled every epoch), computes the loss
     (cross-entropy or mean squared error), and lets the optimizer take w ← w − η·(its direction).
     Stops early, with ``diverged=True``, once the training loss is not finite or exceeds
     ``diverge`` × its first value.
+
+    ``optimizer``: a name from :data:`TORCH_OPTIMIZERS`, or a function ``params, lr -> optimizer``
+    (e.g. ``lambda p, lr: torch.optim.AdamW(p, lr=lr, weight_decay=0.1)``).
+    ``lr_schedule``: optional function of the step t = 0, 1, … giving the learning rate used for
+    update t (e.g. ``functools.partial(schedules.cosine, lr=0.1, T_max=steps)``); it overrides
+    ``lr`` from the first update on. ``History.lrs`` records the rate of every update.
     """
     lr = float(check_learning_rate("lr", lr))
     steps = check_int("steps", steps)
@@ -72,7 +81,12 @@ def fit(model: nn.Module, data: Split, *, lr: float, steps: int, optimizer: str 
     batch_size = check_int("batch_size", batch_size, low=1, high=n)
     eval_every = check_int("eval_every", eval_every)
     diverge = check_real("diverge", diverge, low=1, low_open=True)
-    opt = torch_optimizer(optimizer, model.parameters(), lr)
+    if lr_schedule is not None and not callable(lr_schedule):
+        raise ValueError(f"lr_schedule must be a function of the step or None, got {lr_schedule!r}")
+    if callable(optimizer):
+        opt = optimizer(model.parameters(), lr)
+    else:
+        opt = torch_optimizer(optimizer, model.parameters(), lr)
     loss_fn = nn.functional.cross_entropy if data.task == "classification" else (
         lambda out, y: nn.functional.mse_loss(out.squeeze(-1), y))
     gen = torch.Generator().manual_seed(seed)
@@ -83,6 +97,12 @@ def fit(model: nn.Module, data: Split, *, lr: float, steps: int, optimizer: str 
             order, pos = torch.randperm(n, generator=gen), 0
         idx = order[pos:pos + batch_size]
         pos += batch_size
+        if lr_schedule is not None:
+            rate = float(check_learning_rate("lr_schedule(step)", lr_schedule(step - 1),
+                                             allow_zero=True))
+            for group in opt.param_groups:
+                group["lr"] = rate
+        hist.lrs.append(opt.param_groups[0]["lr"])
         opt.zero_grad()
         loss = loss_fn(model(data.X_train[idx]), data.y_train[idx])
         loss.backward()
@@ -112,14 +132,16 @@ def smooth(values, weight: float = 0.9) -> np.ndarray:
 
 
 def fit_linear_many(X, y, lrs, *, loss: str = "squared", epochs: int = 1, batch_size: int = 32,
-                    seed: int = 0) -> np.ndarray:
+                    seed: int = 0, eval_on: tuple | None = None, diverge: float = 1e3) -> np.ndarray:
     """Train a linear model with minibatch SGD for every learning rate in ``lrs`` at once (NumPy).
 
     ``loss="squared"``: linear regression, L = mean (x·w + b − y)² / 2.
     ``loss="logistic"``: logistic regression, L = mean log(1 + e^{−s·(x·w + b)}) with s = 2y − 1.
     All runs start at w = 0, b = 0 and see the same minibatches. Returns the final loss on all of
-    ``X, y`` for each learning rate, ``inf`` for a run that diverged.
+    ``X, y`` (or on ``eval_on = (X_val, y_val)`` if given) for each learning rate, ``inf`` for a
+    run that diverged: its final loss is not finite or above ``diverge`` × the loss at the start.
     """
+    diverge = check_real("diverge", diverge, low=1, low_open=True)
     check_choice("loss", loss, ("squared", "logistic"))
     X = np.asarray(X, dtype=float)
     y = np.asarray(y, dtype=float)
@@ -145,11 +167,14 @@ def fit_linear_many(X, y, lrs, *, loss: str = "squared", epochs: int = 1, batch_
                 r = residual(X[idx], y[idx])
                 W -= lrs[:, None] * (r @ X[idx]) / batch_size
                 b -= lrs * r.mean(1)
+        if eval_on is not None:
+            X, y = (np.asarray(a, dtype=float) for a in eval_on)
         z = W @ X.T + b[:, None]
         if loss == "squared":
             final = 0.5 * ((z - y) ** 2).mean(1)
         else:
             s = 2 * y - 1
             final = np.logaddexp(0, -s * z).mean(1)
-    final[~np.isfinite(final)] = np.inf
+    start = 0.5 * np.mean(y**2) if loss == "squared" else np.log(2)  # the loss at w = 0, b = 0
+    final[~np.isfinite(final) | (final > diverge * start)] = np.inf
     return final

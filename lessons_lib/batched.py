@@ -1,0 +1,222 @@
+"""Train many small MLPs at once: one per (learning rate, seed, weight decay), in one loop.
+
+A sweep over learning rates and seeds is dozens of tiny trainings. Run one after the other with
+:func:`lessons_lib.train.fit`, each step of each run pays Python's overhead; here the ``K`` runs
+are stacked along a first axis and trained together with batched matrix products
+(``torch.baddbmm``), which makes a sweep of 40 runs about as fast as two single runs.
+
+``fit_mlps(data, lrs=[1e-3, 1e-2, 1e-1], seeds=[0, 1, 2], steps=300, optimizer="adam")`` trains
+``K`` networks, where ``lrs``, ``seeds`` (and ``l2``, ``decay``) are broadcast against each other
+to ``K`` runs. Run ``k`` is the *same computation* as::
+
+    train.fit(models.mlp(n_in, n_out, width=width, depth=depth, seed=seeds[k]), data,
+              lr=lrs[k], steps=steps, optimizer=optimizer, batch_size=batch_size, seed=seeds[k])
+
+same initial weights, same minibatches, same optimizer, same divergence rule (up to float32
+rounding; ``tests/test_batched.py`` checks it run by run).
+
+How one optimizer serves ``K`` learning rates. Every optimizer of ``torch.optim`` (and
+AdaBelief) moves the weights by ``lr`` times a direction ``u`` that does not depend on ``lr``:
+``u`` is built from the gradients only (momentum, running averages of g², ...). So the loop lets
+the optimizer take its step with ``lr = 1`` on the stacked weights, reads ``u`` off as the change
+of the weights, and applies ``θ_k ← θ_k − η_k · u_k`` to each run with its own ``η_k``. All the
+optimizers' operations are elementwise, so the runs do not mix.
+
+Weight decay, per run. ``l2[k]`` adds ``l2[k] · θ`` to the gradient before the optimizer sees it
+(what ``weight_decay`` does in ``torch.optim.SGD`` and ``torch.optim.Adam``: an L2 penalty);
+``decay[k]`` shrinks the weights, ``θ ← θ · (1 − η_k · decay[k])``, outside the optimizer (what
+``weight_decay`` does in ``torch.optim.AdamW``: decoupled weight decay). ``optimizer="adam"``
+with ``decay`` is AdamW.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from lessons_lib._checks import check_int, check_learning_rate, check_real
+from lessons_lib.data import Split
+from lessons_lib.models import mlp
+from lessons_lib.train import TORCH_OPTIMIZERS, torch_optimizer
+
+
+@dataclass(frozen=True)
+class BatchHistory:
+    """What happened in ``K`` runs trained together (arrays with a first axis of length ``K``).
+
+    ``train_loss (K, steps)``: minibatch loss of every update, NaN after a run diverged;
+    ``val_loss, val_acc (K, E)``: on the validation set at ``eval_steps (E,)``, NaN after divergence;
+    ``diverged (K,)``: the run stopped because its loss was not finite or exceeded
+    ``diverge`` × its first value (the rule of :func:`lessons_lib.train.fit`).
+    """
+
+    lrs: np.ndarray
+    seeds: np.ndarray
+    l2: np.ndarray
+    decay: np.ndarray
+    train_loss: np.ndarray
+    eval_steps: np.ndarray
+    val_loss: np.ndarray
+    val_acc: np.ndarray
+    diverged: np.ndarray
+
+    @property
+    def final_val_loss(self) -> np.ndarray:
+        """Validation loss at the end of each run; ``inf`` for a run that diverged."""
+        return np.where(self.diverged, np.inf, self.val_loss[:, -1])
+
+    @property
+    def final_val_acc(self) -> np.ndarray:
+        """Validation accuracy at the end of each run; 0 for a run that diverged."""
+        return np.where(self.diverged, 0.0, self.val_acc[:, -1])
+
+
+def _batches(n: int, batch_size: int, steps: int, seed: int) -> torch.Tensor:
+    """The minibatch indices of :func:`lessons_lib.train.fit` for ``seed``: shape (steps, batch)."""
+    gen = torch.Generator().manual_seed(seed)
+    order, pos, out = torch.randperm(n, generator=gen), 0, []
+    for _ in range(steps):
+        if pos + batch_size > n:
+            order, pos = torch.randperm(n, generator=gen), 0
+        out.append(order[pos:pos + batch_size])
+        pos += batch_size
+    return torch.stack(out)
+
+
+def _stacked_mlp(n_in, n_out, width, depth, seeds) -> list[torch.Tensor]:
+    """Weights and biases of ``models.mlp(..., seed=s)`` for every s, stacked: [W0, b0, W1, b1, ...]."""
+    nets = {int(s): mlp(n_in, n_out, width=width, depth=depth, seed=int(s)) for s in set(seeds)}
+    layers = [[m for m in nets[int(s)] if isinstance(m, nn.Linear)] for s in seeds]
+    params = []
+    for i in range(len(layers[0])):
+        params.append(torch.stack([run[i].weight.detach() for run in layers]).clone())
+        params.append(torch.stack([run[i].bias.detach() for run in layers]).clone())
+    return [p.requires_grad_(True) for p in params]
+
+
+def _forward(params: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """The K networks on inputs ``x`` of shape (K, batch, n_in): outputs (K, batch, n_out)."""
+    n_layers = len(params) // 2
+    for i in range(n_layers):
+        w, b = params[2 * i], params[2 * i + 1]
+        x = torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+        if i < n_layers - 1:
+            x = torch.relu(x)
+    return x
+
+
+def fit_mlps(data: Split, *, lrs, seeds=0, steps: int, optimizer="sgd", l2=0.0, decay=0.0,
+             width: int = 64, depth: int = 1, batch_size: int = 64, eval_every: int = 50,
+             diverge: float = 1e3, lr_factor: Callable[[int], float] | None = None
+             ) -> BatchHistory:
+    """Train ``K`` MLPs on ``data`` together; ``lrs, seeds, l2, decay`` broadcast to ``K`` runs.
+
+    ``optimizer``: a name of :data:`lessons_lib.train.TORCH_OPTIMIZERS` or a function
+    ``params, lr -> torch optimizer`` whose update is ``lr`` × a direction independent of ``lr``
+    (true of every ``torch.optim`` optimizer and of AdaBelief).
+    ``l2``: L2 penalty added to the gradient, ``g ← g + l2·θ`` (coupled weight decay).
+    ``decay``: decoupled weight decay, ``θ ← θ·(1 − η·decay)`` before each update (AdamW).
+    ``lr_factor``: optional function of the update t = 0, 1, … multiplying every run's rate
+    (e.g. ``lambda t: 0.1 ** (t // 100)``, a step decay).
+    """
+    if not callable(optimizer) and optimizer not in TORCH_OPTIMIZERS:
+        torch_optimizer(optimizer, [torch.zeros(1, requires_grad=True)], 1.0)  # raises ValueError
+    lrs = check_learning_rate("lrs", lrs).reshape(-1)
+    try:
+        seeds_arr = np.asarray(seeds)
+    except (TypeError, ValueError):
+        raise ValueError(f"seeds must be an integer >= 0 or an array of them, got {seeds!r}") from None
+    if seeds_arr.size == 0 or not np.issubdtype(seeds_arr.dtype, np.integer) or (seeds_arr < 0).any():
+        raise ValueError(f"seeds must be an integer >= 0 or an array of them, got {seeds!r}")
+    l2_arr = check_learning_rate("l2", l2, allow_zero=True).reshape(-1)
+    decay_arr = check_learning_rate("decay", decay, allow_zero=True).reshape(-1)
+    try:
+        lrs, seeds_arr, l2_arr, decay_arr = np.broadcast_arrays(lrs, seeds_arr.reshape(-1),
+                                                                l2_arr, decay_arr)
+    except ValueError:
+        raise ValueError("lrs, seeds, l2 and decay must have one value or the same number of "
+                         f"values, got {np.size(lrs)}, {seeds_arr.size}, {l2_arr.size} and "
+                         f"{decay_arr.size}") from None
+    steps = check_int("steps", steps)
+    n = len(data.X_train)
+    batch_size = check_int("batch_size", batch_size, low=1, high=n)
+    eval_every = check_int("eval_every", eval_every)
+    width, depth = check_int("width", width), check_int("depth", depth, low=0)
+    diverge = check_real("diverge", diverge, low=1, low_open=True)
+    if lr_factor is not None and not callable(lr_factor):
+        raise ValueError(f"lr_factor must be a function of the step or None, got {lr_factor!r}")
+
+    k = lrs.size
+    classification = data.task == "classification"
+    params = _stacked_mlp(data.n_features, data.n_outputs, width, depth, seeds_arr)
+    opt = (optimizer(params, 1.0) if callable(optimizer)
+           else torch_optimizer(optimizer, params, 1.0))
+    batches = {int(s): _batches(n, batch_size, steps, int(s)) for s in set(seeds_arr.tolist())}
+    idx = torch.stack([batches[int(s)] for s in seeds_arr], dim=1)  # (steps, K, batch)
+    lr_t = torch.as_tensor(lrs, dtype=torch.float32)
+    l2_t = torch.as_tensor(l2_arr, dtype=torch.float32)
+    decay_t = torch.as_tensor(decay_arr, dtype=torch.float32)
+
+    def shape_like(v, p):  # a per-run vector, broadcastable against a stacked parameter
+        return v.view(-1, *([1] * (p.dim() - 1)))
+
+    def losses(out, y):  # one mean loss per run
+        if classification:
+            ce = nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1),
+                                             reduction="none")
+            return ce.view(y.shape).mean(1)
+        return ((out.squeeze(-1) - y) ** 2).mean(1)
+
+    train_loss = np.full((k, steps), np.nan)
+    eval_steps = [s for s in range(1, steps + 1) if s % eval_every == 0 or s == steps]
+    val_loss = np.full((k, len(eval_steps)), np.nan)
+    val_acc = np.full((k, len(eval_steps)), np.nan)
+    alive = torch.ones(k, dtype=torch.bool)
+    first = None
+    x_val = data.X_val.expand(k, *data.X_val.shape)
+    y_val = data.y_val.expand(k, *data.y_val.shape)
+    for step in range(1, steps + 1):
+        # only the runs still alive are computed; the others keep their last weights
+        live = alive.nonzero()[:, 0]
+        every = len(live) == k
+        batch = idx[step - 1] if every else idx[step - 1, live]
+        live_params = params if every else [p[live] for p in params]
+        loss = losses(_forward(live_params, data.X_train[batch]), data.y_train[batch])
+        value = loss.detach()
+        first = value.clone() if first is None else first
+        bad = ~torch.isfinite(value) | (value > diverge * first[live])
+        train_loss[live.numpy(), step - 1] = value.numpy()
+        alive[live[bad]] = False
+        if not alive.any():
+            break
+        opt.zero_grad()
+        loss[~bad].sum().backward()
+        rate = lr_t * (1.0 if lr_factor is None else float(lr_factor(step - 1)))
+        with torch.no_grad():
+            before = [p.detach().clone() for p in params]
+            for p in params:
+                p.grad[~alive] = 0.0
+                p.grad += shape_like(l2_t, p) * p
+            opt.step()
+            for p, old in zip(params, before):
+                r, keep = shape_like(rate, p), shape_like(alive, p)
+                new = old * (1 - r * shape_like(decay_t, p)) + r * (p - old)
+                p.copy_(torch.where(keep, new, old))
+        if step in eval_steps:
+            with torch.no_grad():
+                out = _forward(params, x_val)
+                e = eval_steps.index(step)
+                vl = losses(out, y_val).numpy()
+                va = ((out.argmax(-1) == y_val).float().mean(1).numpy() if classification
+                      else np.zeros(k))
+                live = alive.numpy()
+                val_loss[live, e], val_acc[live, e] = vl[live], va[live]
+    return BatchHistory(lrs=lrs.copy(), seeds=seeds_arr.copy(), l2=l2_arr.copy(),
+                        decay=decay_arr.copy(), train_loss=train_loss,
+                        eval_steps=np.array(eval_steps), val_loss=val_loss, val_acc=val_acc,
+                        diverged=~alive.numpy())

@@ -1,0 +1,150 @@
+"""Tests of lessons_lib.batched: each of the K runs trained together equals train.fit run alone.
+
+The reference for run k is ``train.fit(models.mlp(..., seed=seeds[k]), data, lr=lrs[k], ...)``
+with the matching torch optimizer (``torch.optim.Adam(weight_decay=l2)`` for the L2 penalty,
+``torch.optim.AdamW(weight_decay=decay)`` for decoupled decay, a step-decay ``lr_schedule`` for
+``lr_factor``). The runs differ only by float32 rounding, so the losses must agree to 1e-4.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lessons_lib import batched, data, models, train
+
+STEPS = 40
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return data.sklearn_dataset("digits")
+
+
+def reference(digits, lr, seed, optimizer, depth=1, width=16, lr_schedule=None):
+    model = models.mlp(digits.n_features, digits.n_outputs, width=width, depth=depth, seed=seed)
+    return train.fit(model, digits, lr=lr, steps=STEPS, optimizer=optimizer, eval_every=10,
+                     seed=seed, lr_schedule=lr_schedule)
+
+
+def assert_same(runs, k, hist):
+    assert bool(runs.diverged[k]) == hist.diverged
+    n = len(hist.train_loss)
+    np.testing.assert_allclose(runs.train_loss[k, :n], hist.train_loss, rtol=1e-4, atol=1e-5)
+    assert np.isnan(runs.train_loss[k, n:]).all()
+    if not hist.diverged:
+        np.testing.assert_allclose(runs.val_loss[k], hist.val_loss, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(runs.val_acc[k], hist.val_acc, atol=1e-6)
+        assert runs.final_val_loss[k] == pytest.approx(hist.final_val_loss, rel=1e-4)
+    else:
+        assert runs.final_val_loss[k] == np.inf and runs.final_val_acc[k] == 0.0
+
+
+@pytest.mark.parametrize("optimizer", sorted(train.TORCH_OPTIMIZERS))
+def test_each_run_equals_train_fit(digits, optimizer):
+    lrs = {"sgd": [0.01, 0.3, 50.0], "momentum": [0.01, 0.1, 20.0]}.get(optimizer, [1e-3, 1e-2, 0.1])
+    seeds = [0, 1, 2]
+    runs = batched.fit_mlps(digits, lrs=lrs, seeds=seeds, steps=STEPS, optimizer=optimizer,
+                            width=16, eval_every=10)
+    assert runs.train_loss.shape == (3, STEPS) and runs.eval_steps.tolist() == [10, 20, 30, 40]
+    for k, (lr, seed) in enumerate(zip(lrs, seeds)):
+        assert_same(runs, k, reference(digits, lr, seed, optimizer))
+
+
+def test_divergence_is_detected_like_train_fit(digits):
+    runs = batched.fit_mlps(digits, lrs=[0.05, 50.0], seeds=0, steps=STEPS, width=16,
+                            eval_every=10)
+    assert runs.diverged.tolist() == [False, True]
+    assert_same(runs, 1, reference(digits, 50.0, 0, "sgd"))
+
+
+def test_deeper_networks_and_broadcast_seeds(digits):
+    runs = batched.fit_mlps(digits, lrs=1e-3, seeds=[3, 4], steps=STEPS, optimizer="adam",
+                            depth=3, width=16, eval_every=10)
+    assert runs.lrs.tolist() == [1e-3, 1e-3]
+    for k, seed in enumerate([3, 4]):
+        assert_same(runs, k, reference(digits, 1e-3, seed, "adam", depth=3))
+
+
+def test_l2_equals_adam_weight_decay(digits):
+    lrs, l2 = [1e-3, 3e-3], [0.1, 0.01]
+    runs = batched.fit_mlps(digits, lrs=lrs, seeds=0, l2=l2, steps=STEPS, optimizer="adam",
+                            width=16, eval_every=10)
+    for k in range(2):
+        opt = lambda p, lr, wd=l2[k]: torch.optim.Adam(p, lr=lr, weight_decay=wd)  # noqa: E731
+        assert_same(runs, k, reference(digits, lrs[k], 0, opt))
+
+
+def test_decay_equals_adamw(digits):
+    lrs, decay = [1e-3, 1e-2], [0.5, 0.05]
+    runs = batched.fit_mlps(digits, lrs=lrs, seeds=1, decay=decay, steps=STEPS, optimizer="adam",
+                            width=16, eval_every=10)
+    for k in range(2):
+        opt = lambda p, lr, wd=decay[k]: torch.optim.AdamW(p, lr=lr, weight_decay=wd)  # noqa: E731
+        assert_same(runs, k, reference(digits, lrs[k], 1, opt))
+
+
+def test_callable_optimizer_adabelief(digits):
+    adabelief_pytorch = pytest.importorskip("adabelief_pytorch")
+
+    def make(p, lr):
+        return adabelief_pytorch.AdaBelief(p, lr=lr, eps=1e-16, weight_decouple=True,
+                                           rectify=False, print_change_log=False)
+
+    runs = batched.fit_mlps(digits, lrs=[1e-3, 1e-2], seeds=[0, 1], steps=STEPS, optimizer=make,
+                            width=16, eval_every=10)
+    for k, (lr, seed) in enumerate([(1e-3, 0), (1e-2, 1)]):
+        assert_same(runs, k, reference(digits, lr, seed, make))
+
+
+def test_lr_factor_equals_lr_schedule(digits):
+    factor = lambda t: 0.1 ** (t // 15)  # noqa: E731
+    runs = batched.fit_mlps(digits, lrs=[0.1, 0.5], seeds=[0, 0], steps=STEPS,
+                            optimizer="momentum", width=16, eval_every=10, lr_factor=factor)
+    for k, lr in enumerate([0.1, 0.5]):
+        hist = reference(digits, lr, 0, "momentum", lr_schedule=lambda t, lr=lr: lr * factor(t))
+        assert_same(runs, k, hist)
+
+
+def test_regression_task():
+    X, y = data.linear_regression(n=200, d=5, seed=0)
+    idx = np.arange(200)
+    split = data._split("linreg", X, y, "regression", 0.25, 0)
+    runs = batched.fit_mlps(split, lrs=[1e-2, 1e-1], seeds=[0, 1], steps=STEPS, width=8,
+                            eval_every=10)
+    for k, (lr, seed) in enumerate([(1e-2, 0), (1e-1, 1)]):
+        model = models.mlp(5, 1, width=8, seed=seed)
+        hist = train.fit(model, split, lr=lr, steps=STEPS, eval_every=10, seed=seed)
+        assert_same(runs, k, hist)
+    assert idx.size == 200
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"lrs": [-0.1]}, "lrs"),
+        ({"lrs": [np.nan]}, "lrs"),
+        ({"lrs": []}, "lrs"),
+        ({"lrs": [0.0]}, "lrs"),
+        ({"lrs": 0.1, "seeds": -1}, "seeds"),
+        ({"lrs": 0.1, "seeds": [0.5]}, "seeds"),
+        ({"lrs": 0.1, "seeds": []}, "seeds"),
+        ({"lrs": [0.1, 0.2], "seeds": [0, 1, 2]}, "same number"),
+        ({"lrs": 0.1, "l2": -1.0}, "l2"),
+        ({"lrs": 0.1, "decay": np.inf}, "decay"),
+        ({"lrs": 0.1, "steps": 0}, "steps"),
+        ({"lrs": 0.1, "batch_size": 0}, "batch_size"),
+        ({"lrs": 0.1, "batch_size": 10_000}, "batch_size"),
+        ({"lrs": 0.1, "eval_every": 0}, "eval_every"),
+        ({"lrs": 0.1, "width": 0}, "width"),
+        ({"lrs": 0.1, "depth": -1}, "depth"),
+        ({"lrs": 0.1, "diverge": 1.0}, "diverge"),
+        ({"lrs": 0.1, "optimizer": "lbfgs"}, "optimizer"),
+        ({"lrs": 0.1, "lr_factor": 0.5}, "lr_factor"),
+    ],
+)
+def test_bad_arguments_raise_value_error(digits, kwargs, match):
+    kwargs = {"steps": 2, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        batched.fit_mlps(digits, **kwargs)

@@ -1,0 +1,62 @@
+"""Every landscape's hand-written gradient equals torch.autograd's gradient of the same loss."""
+
+import numpy as np
+import pytest
+import torch
+
+from lessons_lib import landscapes
+
+SURFACES = [
+    landscapes.parabola(2.5),
+    landscapes.valley(1.0, 20.0),
+    landscapes.quadratic([0.5, 2.0, 10.0]),
+    landscapes.rosenbrock(),
+    landscapes.rosenbrock(a=0.5, b=10.0),
+    landscapes.multi_well(dim=1),
+    landscapes.multi_well(dim=3, ripple=0.5, frequency=2.0),
+]
+
+
+@pytest.mark.parametrize("surface", SURFACES, ids=lambda s: s.name)
+def test_gradient_matches_autograd(surface):
+    rng = np.random.default_rng(0)
+    w = rng.uniform(-3, 3, size=(16, surface.dim))  # a batch of points
+    wt = torch.tensor(w, dtype=torch.float64, requires_grad=True)
+    surface.loss(wt).sum().backward()
+    np.testing.assert_allclose(surface.grad(w), wt.grad.numpy(), rtol=1e-10, atol=1e-10)
+    # the NumPy loss and the torch loss are the same formula
+    np.testing.assert_allclose(surface.loss(w), surface.loss(wt).detach().numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("surface", SURFACES, ids=lambda s: s.name)
+def test_minimum_is_a_stationary_point_with_lowest_loss(surface):
+    assert np.allclose(surface.grad(surface.minimum), 0, atol=1e-12)
+    rng = np.random.default_rng(1)
+    others = rng.uniform(-3, 3, size=(200, surface.dim))
+    assert (surface.loss(others) >= surface.loss(surface.minimum) - 1e-12).all()
+
+
+def test_multi_well_has_local_minima():
+    surface = landscapes.multi_well(dim=1)
+    grid = np.linspace(-6, 6, 4001)[:, None]
+    loss = surface.loss(grid)
+    local_minima = np.flatnonzero((loss[1:-1] < loss[:-2]) & (loss[1:-1] < loss[2:]))
+    assert len(local_minima) >= 3
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: landscapes.quadratic([1.0, -2.0]), "curvatures"),
+        (lambda: landscapes.quadratic([]), "curvatures"),
+        (lambda: landscapes.quadratic([1.0, np.nan]), "curvatures"),
+        (lambda: landscapes.parabola(0.0), "curvature"),
+        (lambda: landscapes.valley(steep=-1.0), "steep"),
+        (lambda: landscapes.rosenbrock(b=0.0), "b"),
+        (lambda: landscapes.multi_well(dim=0), "dim"),
+        (lambda: landscapes.multi_well(frequency=np.inf), "frequency"),
+    ],
+)
+def test_bad_arguments_name_the_argument(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()

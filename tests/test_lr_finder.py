@@ -1,0 +1,253 @@
+"""Tests of lessons_lib.lr_finder, the learning-rate range test (claim TL-7).
+
+Reference: the ``torch-lr-finder`` package (0.2.2, David Silva's ``LRFinder``), run on the same
+model (a copy of the same initial weights), the same minibatches (a DataLoader whose batch sampler
+yields exactly the batches ``lr_range_test`` draws) and the same settings. Both must record the
+same learning rates and the same smoothed losses at every step, stop at the same step, and
+suggest the same learning rate (torch-lr-finder's ``plot(suggest_lr=True)``, steepest gradient
+after skipping 10 points at the start and 5 at the end).
+
+The other tests check that the call leaves the model and optimizer exactly as they were, and
+that every bad argument raises a ValueError naming it.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from lessons_lib import lr_finder
+from lessons_lib.lr_finder import LRFinderResult, exponential_lrs, lr_range_test
+
+matplotlib.use("Agg")
+F = nn.functional.cross_entropy
+TORCH_LR_FINDER_VERSION = "0.2.2"
+
+
+def toy_data(n=300, d=8, classes=3, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, d, generator=gen)
+    w = torch.randn(d, classes, generator=gen)
+    y = (X @ w + 0.5 * torch.randn(n, classes, generator=gen)).argmax(1)
+    return X, y
+
+
+def toy_model(seed=0, d=8, classes=3):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(d, 16), nn.Tanh(), nn.Linear(16, classes))
+
+
+def our_batches(n, batch_size, num_iter, seed):
+    """The index lists lr_range_test draws (same rule as train.fit)."""
+    gen = torch.Generator().manual_seed(seed)
+    order, pos, out = torch.randperm(n, generator=gen), 0, []
+    for _ in range(num_iter):
+        if pos + batch_size > n:
+            order, pos = torch.randperm(n, generator=gen), 0
+        out.append(order[pos:pos + batch_size].tolist())
+        pos += batch_size
+    return out
+
+
+def reference(model, opt, X, y, *, batch_size, start_lr, end_lr, num_iter, smooth, diverge, seed):
+    """torch-lr-finder on the same batches: (lrs, smoothed losses, suggested lr)."""
+    torch_lr_finder = pytest.importorskip("torch_lr_finder")
+    from torch.utils.data import DataLoader, TensorDataset
+
+    loader = DataLoader(TensorDataset(X, y),
+                        batch_sampler=our_batches(len(X), batch_size, num_iter, seed))
+    finder = torch_lr_finder.LRFinder(model, opt, F)
+    finder.range_test(loader, start_lr=start_lr, end_lr=end_lr, num_iter=num_iter,
+                      smooth_f=smooth, diverge_th=diverge)
+    lrs, losses = np.array(finder.history["lr"]), np.array(finder.history["loss"])
+    _, suggestion = finder.plot(suggest_lr=True)
+    matplotlib.pyplot.close("all")
+    return lrs, losses, suggestion
+
+
+def test_reference_version():
+    import importlib.metadata
+
+    pytest.importorskip("torch_lr_finder")
+    assert importlib.metadata.version("torch-lr-finder") == TORCH_LR_FINDER_VERSION
+
+
+@pytest.mark.parametrize("optimizer, settings", [
+    ("sgd", dict(batch_size=32, start_lr=1e-5, end_lr=100.0, num_iter=80, smooth=0.05, diverge=5.0,
+                 seed=0)),
+    ("sgd", dict(batch_size=50, start_lr=1e-4, end_lr=10.0, num_iter=60, smooth=0.0, diverge=3.0,
+                 seed=3)),
+    ("adam", dict(batch_size=64, start_lr=1e-6, end_lr=1.0, num_iter=100, smooth=0.1, diverge=4.0,
+                  seed=1)),
+    ("momentum", dict(batch_size=16, start_lr=1e-6, end_lr=10.0, num_iter=90, smooth=0.2,
+                      diverge=5.0, seed=2)),
+])
+def test_same_curve_as_torch_lr_finder(optimizer, settings):
+    X, y = toy_data()
+    model = toy_model()
+    from lessons_lib.train import TORCH_OPTIMIZERS
+
+    ref_model = copy.deepcopy(model)
+    ref_opt = TORCH_OPTIMIZERS[optimizer](ref_model.parameters(), settings["start_lr"])
+    ref_lrs, ref_losses, ref_suggestion = reference(ref_model, ref_opt, X, y, **settings)
+    ours = lr_range_test(model, F, X, y, optimizer=optimizer, **settings)
+    assert len(ours) == len(ref_lrs) >= 12
+    np.testing.assert_allclose(ours.lrs, ref_lrs, rtol=1e-12)
+    # same float32 arithmetic in the same order: equal up to rounding of the float64 smoothing
+    np.testing.assert_allclose(ours.losses, ref_losses, rtol=1e-6, atol=1e-7)
+    assert ours.suggestion == pytest.approx(ref_suggestion, rel=1e-12)
+    assert ours.diverged == (len(ours) < settings["num_iter"])
+
+
+def test_the_sweep_reaches_divergence_and_stops():
+    X, y = toy_data()
+    res = lr_range_test(toy_model(), F, X, y, start_lr=1e-4, end_lr=1e4, num_iter=100)
+    assert res.diverged and len(res) < 100
+    assert res.losses[-1] > 5.0 * res.losses.min()
+    assert res.lrs[0] < res.suggestion < res.lrs[-1]
+    assert res.suggestion < res.min_loss_lr  # the loss falls fastest before its lowest point
+    # the smoothed curve obeys its own definition
+    s = [res.raw_losses[0]]
+    for raw in res.raw_losses[1:]:
+        s.append(0.05 * raw + 0.95 * s[-1])
+    np.testing.assert_allclose(res.losses, s, rtol=1e-12)
+
+
+def test_exponential_rates():
+    lrs = exponential_lrs(1e-7, 10.0, 100)
+    assert lrs[0] == pytest.approx(1e-7) and lrs[-1] == pytest.approx(10.0)
+    np.testing.assert_allclose(np.diff(np.log(lrs)), np.log(1e8) / 99, rtol=1e-9)
+
+
+def snapshot(model, opt=None):
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    grads = [None if p.grad is None else p.grad.clone() for p in model.parameters()]
+    opt_state = copy.deepcopy(opt.state_dict()) if opt is not None else None
+    return state, grads, model.training, opt_state, torch.random.get_rng_state().clone()
+
+
+def assert_same(before, after):
+    (s0, g0, t0, o0, r0), (s1, g1, t1, o1, r1) = before, after
+    assert s0.keys() == s1.keys()
+    for k in s0:
+        assert torch.equal(s0[k], s1[k]), k
+    for a, b in zip(g0, g1):
+        assert (a is None and b is None) or torch.equal(a, b)
+    assert t0 == t1
+    assert torch.equal(r0, r1)
+    if o0 is not None:
+        assert o0["param_groups"] == o1["param_groups"]
+        for key in o0["state"]:
+            for name, v in o0["state"][key].items():
+                w = o1["state"][key][name]
+                assert torch.equal(v, w) if torch.is_tensor(v) else v == w
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "momentum"])
+def test_model_left_exactly_as_it_was(optimizer):
+    X, y = toy_data()
+    model = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 3))
+    model.eval()  # a mode the test must restore
+    F(model(X), y).backward()  # leave gradients in place
+    before = snapshot(model)
+    res = lr_range_test(model, F, X, y, optimizer=optimizer, start_lr=1e-5, end_lr=1e3,
+                        num_iter=50)
+    assert len(res) > 10
+    assert_same(before, snapshot(model))
+
+
+def test_given_optimizer_state_restored():
+    X, y = toy_data()
+    model = toy_model()
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3, betas=(0.8, 0.95))
+    for _ in range(5):  # give Adam some moments and a step count
+        opt.zero_grad()
+        F(model(X), y).backward()
+        opt.step()
+    before = snapshot(model, opt)
+    res = lr_range_test(model, F, X, y, optimizer=opt, start_lr=1e-6, end_lr=10.0, num_iter=60)
+    assert len(res) > 10
+    assert_same(before, snapshot(model, opt))
+    # and training afterwards is unaffected: same result as a fresh copy trained the same way
+    twin = copy.deepcopy(model)
+    twin_opt = torch.optim.Adam(twin.parameters(), lr=3e-3, betas=(0.8, 0.95))
+    twin_opt.load_state_dict(copy.deepcopy(opt.state_dict()))
+    for m, o in ((model, opt), (twin, twin_opt)):
+        o.zero_grad()
+        F(m(X), y).backward()
+        o.step()
+    for p, q in zip(model.parameters(), twin.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_factory_and_numpy_inputs():
+    X, y = toy_data()
+    res = lr_range_test(toy_model(), F, X.numpy(), y.numpy(), num_iter=30,
+                        optimizer=lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.5))
+    assert isinstance(res, LRFinderResult) and len(res) == 30 and not res.diverged
+
+
+def test_nan_loss_stops_without_recording_it():
+    X, y = toy_data()
+    calls = []
+
+    def loss_fn(out, target):
+        calls.append(1)
+        loss = F(out, target)
+        return loss * float("nan") if len(calls) > 20 else loss
+
+    res = lr_range_test(toy_model(), loss_fn, X, y, num_iter=50)
+    assert res.diverged and len(res) == 20 and np.isfinite(res.losses).all()
+
+
+def test_plot_runs():
+    X, y = toy_data()
+    res = lr_range_test(toy_model(), F, X, y, start_lr=1e-4, end_lr=1e3, num_iter=60)
+    ax = lr_finder.plot_lr_finder(res, label="toy")
+    assert ax.get_xscale() == "log"
+    matplotlib.pyplot.close("all")
+    with pytest.raises(ValueError, match="result"):
+        lr_finder.plot_lr_finder("not a result")
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(start_lr=1.0, end_lr=1.0), "start_lr must be smaller than end_lr"),
+    (dict(start_lr=10.0, end_lr=1.0), "start_lr must be smaller than end_lr"),
+    (dict(start_lr=0.0), "start_lr"),
+    (dict(start_lr=-1e-3), "start_lr"),
+    (dict(end_lr=-1.0), "end_lr"),
+    (dict(end_lr=float("nan")), "end_lr"),
+    (dict(end_lr=float("inf")), "end_lr"),
+    (dict(num_iter=1), "num_iter"),
+    (dict(num_iter=2.5), "num_iter"),
+    (dict(batch_size=301), "batch_size"),
+    (dict(batch_size=0), "batch_size"),
+    (dict(optimizer="sgdd"), "optimizer"),
+    (dict(optimizer=3), "optimizer"),
+    (dict(smooth=1.0), "smooth"),
+    (dict(smooth=-0.1), "smooth"),
+    (dict(diverge=1.0), "diverge"),
+    (dict(seed=-1), "seed"),
+    (dict(skip_start=-1), "skip_start"),
+])
+def test_bad_arguments(kwargs, match):
+    X, y = toy_data()
+    with pytest.raises(ValueError, match=match):
+        lr_range_test(toy_model(), F, X, y, **kwargs)
+
+
+def test_bad_model_loss_and_data():
+    X, y = toy_data()
+    with pytest.raises(ValueError, match="model"):
+        lr_range_test("model", F, X, y)
+    with pytest.raises(ValueError, match="loss_fn"):
+        lr_range_test(toy_model(), "ce", X, y)
+    with pytest.raises(ValueError, match="same non-zero number"):
+        lr_range_test(toy_model(), F, X, y[:-1])
+    with pytest.raises(ValueError, match="lrs and losses"):
+        lr_finder.steepest_descent_lr([1.0, 2.0], [1.0])
