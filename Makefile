@@ -48,7 +48,7 @@ test-lib: $(STAMP)
 
 test-lessons: notebooks
 	PYTHONPATH=tests $(BIN)/python -m pytest $(NBDIR) -p lesson_budget --nbval-lax \
-	  --sanitize-with tests/nbval_sanitize.cfg --durations=0 -q -p no:cacheprovider
+	  --nbval-sanitize-with tests/nbval_sanitize.cfg --durations=0 -q -p no:cacheprovider
 
 test-site: $(STAMP) ledger browser
 	rm -rf _build/html

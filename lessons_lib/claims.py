@@ -219,9 +219,11 @@ def ledger_markdown(book_dir: str | Path, page: str = "appendix/claims-ledger.md
 
 
 def write_ledger(book_dir: str | Path, page: str = "appendix/claims-ledger.md") -> Path:
-    """Write :func:`ledger_markdown` to ``book_dir/page``; return the path."""
+    """Write :func:`ledger_markdown` to ``book_dir/page`` (only if it changed); return the path."""
     path = Path(book_dir) / page
-    path.write_text(ledger_markdown(book_dir, page), encoding="utf-8")
+    text = ledger_markdown(book_dir, page)
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        path.write_text(text, encoding="utf-8")
     return path
 
 

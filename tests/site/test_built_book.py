@@ -69,7 +69,9 @@ def test_every_lesson_figure_has_a_caption(doc):
 def test_every_lesson_has_launch_and_download_buttons(doc):
     html = page(doc)
     assert "mybinder.org/v2/gh/" in html and f"urlpath=lab/tree/{doc}.md" in html
-    assert f"_sources/{doc}" in html  # the download button offers the lesson's source
+    name = doc.rsplit("/", 1)[-1]
+    assert f"_sources/{doc}.ipynb" in html or f"{name}.ipynb" in html, "no .ipynb download button"
+    assert (HTML / "_sources" / f"{doc}.ipynb").exists(), "the executed .ipynb was not published"
 
 
 @pytest.mark.parametrize("doc", LESSONS)
