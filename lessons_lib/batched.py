@@ -1,9 +1,10 @@
-"""Train many small MLPs at once: one per (learning rate, seed, weight decay), in one loop.
+"""Train many small networks at once: one per (learning rate, seed, weight decay), in one loop.
 
 A sweep over learning rates and seeds is dozens of tiny trainings. Run one after the other with
 :func:`lessons_lib.train.fit`, each step of each run pays Python's overhead; here the ``K`` runs
 are stacked along a first axis and trained together with batched matrix products
-(``torch.baddbmm``), which makes a sweep of 40 runs about as fast as two single runs.
+(``torch.baddbmm``), which makes a sweep of 40 runs several times faster than training them one
+after the other.
 
 ``fit_mlps(data, lrs=[1e-3, 1e-2, 1e-1], seeds=[0, 1, 2], steps=300, optimizer="adam")`` trains
 ``K`` networks, where ``lrs``, ``seeds`` (and ``l2``, ``decay``) are broadcast against each other
@@ -13,7 +14,8 @@ to ``K`` runs. Run ``k`` is the *same computation* as::
               lr=lrs[k], steps=steps, optimizer=optimizer, batch_size=batch_size, seed=seeds[k])
 
 same initial weights, same minibatches, same optimizer, same divergence rule (up to float32
-rounding; ``tests/test_batched.py`` checks it run by run).
+rounding; ``tests/test_batched.py`` checks it run by run). ``fit_cnns`` does the same for
+:func:`lessons_lib.models.small_cnn`.
 
 How one optimizer serves ``K`` learning rates. Every optimizer of ``torch.optim`` (and
 AdaBelief) moves the weights by ``lr`` times a direction ``u`` that does not depend on ``lr``:
@@ -31,7 +33,8 @@ with ``decay`` is AdamW.
 
 from __future__ import annotations
 
-import math
+import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
@@ -41,7 +44,7 @@ from torch import nn
 
 from lessons_lib._checks import check_int, check_learning_rate, check_real
 from lessons_lib.data import Split
-from lessons_lib.models import mlp
+from lessons_lib.models import mlp, small_cnn
 from lessons_lib.train import TORCH_OPTIMIZERS, torch_optimizer
 
 
@@ -50,7 +53,8 @@ class BatchHistory:
     """What happened in ``K`` runs trained together (arrays with a first axis of length ``K``).
 
     ``train_loss (K, steps)``: minibatch loss of every update, NaN after a run diverged;
-    ``val_loss, val_acc (K, E)``: on the validation set at ``eval_steps (E,)``, NaN after divergence;
+    ``val_loss, val_acc (K, E)``: on the validation set at ``eval_steps (E,)``, NaN after
+    divergence;
     ``diverged (K,)``: the run stopped because its loss was not finite or exceeded
     ``diverge`` × its first value (the rule of :func:`lessons_lib.train.fit`).
     """
@@ -89,7 +93,7 @@ def _batches(n: int, batch_size: int, steps: int, seed: int) -> torch.Tensor:
 
 
 def _stacked_mlp(n_in, n_out, width, depth, seeds) -> list[torch.Tensor]:
-    """Weights and biases of ``models.mlp(..., seed=s)`` for every s, stacked: [W0, b0, W1, b1, ...]."""
+    """Weights and biases of ``models.mlp(..., seed=s)`` for every s, stacked: [W0, b0, W1, ...]."""
     nets = {int(s): mlp(n_in, n_out, width=width, depth=depth, seed=int(s)) for s in set(seeds)}
     layers = [[m for m in nets[int(s)] if isinstance(m, nn.Linear)] for s in seeds]
     params = []
@@ -110,11 +114,43 @@ def _forward(params: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def _stacked_cnn(n_out, channels, image_size, seeds) -> list[torch.Tensor]:
+    """Parameters of ``models.small_cnn(..., seed=s)`` for every s, stacked:
+    [conv weight (K, 9, channels), conv bias (K, channels), linear weight, linear bias]."""
+    nets = {int(s): small_cnn(n_out, channels=channels, image_size=image_size, seed=int(s))
+            for s in set(seeds)}
+    conv = [nets[int(s)][1] for s in seeds]
+    linear = [nets[int(s)][5] for s in seeds]
+    params = [torch.stack([c.weight.detach().reshape(channels, 9).T for c in conv]),
+              torch.stack([c.bias.detach() for c in conv]),
+              torch.stack([m.weight.detach() for m in linear]),
+              torch.stack([m.bias.detach() for m in linear])]
+    return [p.clone().requires_grad_(True) for p in params]
+
+
+def _patches(x: torch.Tensor, image_size: int) -> torch.Tensor:
+    """The 3×3 patches (zero padding) around every pixel of flat images: (n, 9, image_size²)."""
+    return nn.functional.unfold(x.reshape(-1, 1, image_size, image_size), kernel_size=3, padding=1)
+
+
+def _forward_cnn(params: list[torch.Tensor], patches: torch.Tensor) -> torch.Tensor:
+    """The K small CNNs on image patches of shape (K, batch, 9, s²): outputs (K, batch, n_out)."""
+    conv_w, conv_b, lin_w, lin_b = params
+    k, n, _, pixels = patches.shape
+    s, c = int(round(pixels**0.5)), conv_w.shape[-1]
+    h = torch.einsum("knpq,kpc->kncq", patches, conv_w) + conv_b[:, None, :, None]  # convolution
+    h = nn.functional.max_pool2d(torch.relu(h).reshape(k * n, c, s, s), 2)
+    return torch.baddbmm(lin_b.unsqueeze(1), h.reshape(k, n, -1), lin_w.transpose(1, 2))
+
+
 def fit_mlps(data: Split, *, lrs, seeds=0, steps: int, optimizer="sgd", l2=0.0, decay=0.0,
              width: int = 64, depth: int = 1, batch_size: int = 64, eval_every: int = 50,
              diverge: float = 1e3, lr_factor: Callable[[int], float] | None = None
              ) -> BatchHistory:
     """Train ``K`` MLPs on ``data`` together; ``lrs, seeds, l2, decay`` broadcast to ``K`` runs.
+
+    Run ``k`` is ``models.mlp(n_in, n_out, width=width, depth=depth, seed=seeds[k])`` trained as
+    :func:`lessons_lib.train.fit` would train it.
 
     ``optimizer``: a name of :data:`lessons_lib.train.TORCH_OPTIMIZERS` or a function
     ``params, lr -> torch optimizer`` whose update is ``lr`` × a direction independent of ``lr``
@@ -124,14 +160,59 @@ def fit_mlps(data: Split, *, lrs, seeds=0, steps: int, optimizer="sgd", l2=0.0, 
     ``lr_factor``: optional function of the update t = 0, 1, … multiplying every run's rate
     (e.g. ``lambda t: 0.1 ** (t // 100)``, a step decay).
     """
+    width, depth = check_int("width", width), check_int("depth", depth, low=0)
+
+    def make(seeds_arr):
+        return _stacked_mlp(data.n_features, data.n_outputs, width, depth, seeds_arr)
+
+    return _fit(data, make, _forward, lrs=lrs, seeds=seeds, steps=steps, optimizer=optimizer,
+                l2=l2, decay=decay, batch_size=batch_size, eval_every=eval_every,
+                diverge=diverge, lr_factor=lr_factor)
+
+
+def fit_cnns(data: Split, *, lrs, seeds=0, steps: int, optimizer="sgd", l2=0.0, decay=0.0,
+             channels: int = 8, image_size: int = 8, batch_size: int = 64, eval_every: int = 50,
+             diverge: float = 1e3, lr_factor: Callable[[int], float] | None = None
+             ) -> BatchHistory:
+    """Train ``K`` copies of :func:`lessons_lib.models.small_cnn` on ``data`` together.
+
+    Run ``k`` is ``models.small_cnn(n_out, channels=channels, image_size=image_size,
+    seed=seeds[k])`` trained as :func:`lessons_lib.train.fit` would train it; the other arguments
+    are those of :func:`fit_mlps`. The convolution is computed as a product of each network's 3×3
+    filters with the 3×3 patches of the images (``torch.nn.functional.unfold``, cut once), so that
+    all ``K`` networks share one batched product; ``tests/test_batched.py`` checks the result
+    against ``train.fit``.
+    """
+    channels = check_int("channels", channels)
+    image_size = check_int("image_size", image_size, low=2)
+    if image_size % 2 or data.n_features != image_size**2:
+        raise ValueError(f"image_size must be even and image_size² must equal the number of "
+                         f"features ({data.n_features}), got image_size={image_size}")
+
+    def make(seeds_arr):
+        return _stacked_cnn(data.n_outputs, channels, image_size, seeds_arr)
+
+    # the patches of every image are cut once; each step then only gathers its minibatch
+    patched = dataclasses.replace(data, X_train=_patches(data.X_train, image_size),
+                                  X_val=_patches(data.X_val, image_size))
+    return _fit(patched, make, _forward_cnn, lrs=lrs, seeds=seeds, steps=steps,
+                optimizer=optimizer, l2=l2, decay=decay, batch_size=batch_size,
+                eval_every=eval_every, diverge=diverge, lr_factor=lr_factor)
+
+
+def _fit(data: Split, make_params, forward, *, lrs, seeds, steps, optimizer, l2, decay,
+         batch_size, eval_every, diverge, lr_factor) -> BatchHistory:
+    """The training loop shared by :func:`fit_mlps` and :func:`fit_cnns`."""
     if not callable(optimizer) and optimizer not in TORCH_OPTIMIZERS:
         torch_optimizer(optimizer, [torch.zeros(1, requires_grad=True)], 1.0)  # raises ValueError
     lrs = check_learning_rate("lrs", lrs).reshape(-1)
     try:
         seeds_arr = np.asarray(seeds)
     except (TypeError, ValueError):
-        raise ValueError(f"seeds must be an integer >= 0 or an array of them, got {seeds!r}") from None
-    if seeds_arr.size == 0 or not np.issubdtype(seeds_arr.dtype, np.integer) or (seeds_arr < 0).any():
+        raise ValueError(f"seeds must be an integer >= 0 or an array of them, got {seeds!r}"
+                         ) from None
+    if (seeds_arr.size == 0 or not np.issubdtype(seeds_arr.dtype, np.integer)
+            or (seeds_arr < 0).any()):
         raise ValueError(f"seeds must be an integer >= 0 or an array of them, got {seeds!r}")
     l2_arr = check_learning_rate("l2", l2, allow_zero=True).reshape(-1)
     decay_arr = check_learning_rate("decay", decay, allow_zero=True).reshape(-1)
@@ -146,16 +227,18 @@ def fit_mlps(data: Split, *, lrs, seeds=0, steps: int, optimizer="sgd", l2=0.0, 
     n = len(data.X_train)
     batch_size = check_int("batch_size", batch_size, low=1, high=n)
     eval_every = check_int("eval_every", eval_every)
-    width, depth = check_int("width", width), check_int("depth", depth, low=0)
     diverge = check_real("diverge", diverge, low=1, low_open=True)
     if lr_factor is not None and not callable(lr_factor):
         raise ValueError(f"lr_factor must be a function of the step or None, got {lr_factor!r}")
 
     k = lrs.size
     classification = data.task == "classification"
-    params = _stacked_mlp(data.n_features, data.n_outputs, width, depth, seeds_arr)
+    params = make_params(seeds_arr)
     opt = (optimizer(params, 1.0) if callable(optimizer)
            else torch_optimizer(optimizer, params, 1.0))
+    for group in opt.param_groups:  # torch's multi-tensor kernels: same arithmetic, less overhead
+        if "foreach" in group and group["foreach"] is None:
+            group["foreach"] = True
     batches = {int(s): _batches(n, batch_size, steps, int(s)) for s in set(seeds_arr.tolist())}
     idx = torch.stack([batches[int(s)] for s in seeds_arr], dim=1)  # (steps, K, batch)
     lr_t = torch.as_tensor(lrs, dtype=torch.float32)
@@ -164,6 +247,10 @@ def fit_mlps(data: Split, *, lrs, seeds=0, steps: int, optimizer="sgd", l2=0.0, 
 
     def shape_like(v, p):  # a per-run vector, broadcastable against a stacked parameter
         return v.view(-1, *([1] * (p.dim() - 1)))
+
+    has_l2, has_decay = bool((l2_t != 0).any()), bool((decay_t != 0).any())
+    views = [{"lr": shape_like(lr_t, p), "l2": shape_like(l2_t, p), "decay": shape_like(decay_t, p),
+              "alive": functools.partial(shape_like, p=p)} for p in params]
 
     def losses(out, y):  # one mean loss per run
         if classification:
@@ -186,7 +273,7 @@ def fit_mlps(data: Split, *, lrs, seeds=0, steps: int, optimizer="sgd", l2=0.0, 
         every = len(live) == k
         batch = idx[step - 1] if every else idx[step - 1, live]
         live_params = params if every else [p[live] for p in params]
-        loss = losses(_forward(live_params, data.X_train[batch]), data.y_train[batch])
+        loss = losses(forward(live_params, data.X_train[batch]), data.y_train[batch])
         value = loss.detach()
         first = value.clone() if first is None else first
         bad = ~torch.isfinite(value) | (value > diverge * first[live])
@@ -196,20 +283,25 @@ def fit_mlps(data: Split, *, lrs, seeds=0, steps: int, optimizer="sgd", l2=0.0, 
             break
         opt.zero_grad()
         loss[~bad].sum().backward()
-        rate = lr_t * (1.0 if lr_factor is None else float(lr_factor(step - 1)))
+        factor = 1.0 if lr_factor is None else float(lr_factor(step - 1))
+        every = bool(alive.all())
         with torch.no_grad():
             before = [p.detach().clone() for p in params]
-            for p in params:
-                p.grad[~alive] = 0.0
-                p.grad += shape_like(l2_t, p) * p
+            for p, v in zip(params, views):
+                if not every:
+                    p.grad[~alive] = 0.0
+                if has_l2:
+                    p.grad.add_(v["l2"] * p)
             opt.step()
-            for p, old in zip(params, before):
-                r, keep = shape_like(rate, p), shape_like(alive, p)
-                new = old * (1 - r * shape_like(decay_t, p)) + r * (p - old)
-                p.copy_(torch.where(keep, new, old))
+            for p, old, v in zip(params, before, views):
+                rate = v["lr"] * factor
+                p.sub_(old).mul_(rate)  # η_k · (the optimizer's step at lr = 1)
+                p.add_(old * (1 - rate * v["decay"]) if has_decay else old)
+                if not every:
+                    p.copy_(torch.where(v["alive"](alive), p, old))
         if step in eval_steps:
             with torch.no_grad():
-                out = _forward(params, x_val)
+                out = forward(params, x_val)
                 e = eval_steps.index(step)
                 vl = losses(out, y_val).numpy()
                 va = ((out.argmax(-1) == y_val).float().mean(1).numpy() if classification

@@ -110,6 +110,29 @@ def rosenbrock(a: float = 1.0, b: float = 100.0) -> Landscape:
     return Landscape("rosenbrock", 2, loss, grad, minimum=np.array([a, a**2]))
 
 
+def saddle(up: float = 1.0, down: float = 1.0) -> Landscape:
+    """A saddle between two valleys, L(w) = ½·up·w₁² + ¼ (w₂² − down)².
+
+    At the origin the slope is zero, the surface curves upwards along w₁ (curvature ``up``) and
+    downwards along w₂ (curvature −``down``): a saddle point with L = down²/4. The two minima,
+    L = 0, sit at (0, ±√down); ``minimum`` is the one at w₂ > 0. A run that starts close to the
+    line w₂ = 0 sees almost no slope along w₂ and must find its way off the saddle.
+    """
+    up = check_real("up", up, low=0, low_open=True)
+    down = check_real("down", down, low=0, low_open=True)
+
+    def loss(w):
+        x, y = w[..., 0], w[..., 1]
+        return 0.5 * up * x**2 + 0.25 * (y**2 - down) ** 2
+
+    def grad(w):
+        w = np.asarray(w, dtype=float)
+        x, y = w[..., 0], w[..., 1]
+        return np.stack([up * x, y * (y**2 - down)], axis=-1)
+
+    return Landscape("saddle", 2, loss, grad, minimum=np.array([0.0, np.sqrt(down)]))
+
+
 def multi_well(dim: int = 1, ripple: float = 1.0, frequency: float = 3.0) -> Landscape:
     """A bowl with ripples, L(w) = Σᵢ [ wᵢ²/10 + ripple·(1 − cos(frequency·wᵢ)) ].
 

@@ -36,6 +36,42 @@ def mlp(n_in: int, n_out: int, *, width: int = 64, depth: int = 1, init_scale: f
     return model
 
 
+def small_cnn(n_out: int = 10, *, channels: int = 8, image_size: int = 8, seed: int = 0
+              ) -> nn.Sequential:
+    """A tiny convolutional network for small square grey images given as flat rows of pixels.
+
+    Input: a batch of shape ``(n, image_size²)``, like the 8×8 digits of
+    :func:`lessons_lib.data.sklearn_dataset` (which keeps each image as a row of 64 numbers), so
+    it trains with :func:`lessons_lib.train.fit` exactly like an MLP. Layers::
+
+        reshape to (n, 1, s, s) → Conv2d(1, channels, 3×3, padding 1) → ReLU
+        → MaxPool 2×2 → flatten (channels · (s/2)² numbers) → Linear(…, n_out)
+
+    Weights start at PyTorch's default initialisation; ``seed`` fixes them (the global random
+    state is left as it was).
+    """
+    n_out = check_int("n_out", n_out)
+    channels = check_int("channels", channels)
+    image_size = check_int("image_size", image_size, low=2)
+    if image_size % 2:
+        raise ValueError("image_size must be an even integer >= 2 (for the 2×2 pooling), "
+                         f"got {image_size}")
+    gen_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        model = nn.Sequential(
+            nn.Unflatten(1, (1, image_size, image_size)),
+            nn.Conv2d(1, channels, kernel_size=3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(channels * (image_size // 2) ** 2, n_out),
+        )
+    finally:
+        torch.random.set_rng_state(gen_state)
+    return model
+
+
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable numbers in ``model``."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

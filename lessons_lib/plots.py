@@ -61,3 +61,57 @@ def animate_descent_1d(landscape: Landscape, path: DescentPath, frames: int = 20
     anim = animation.FuncAnimation(fig, draw, frames=frames, interval=500, blit=True)
     plt.close(fig)
     return anim
+
+
+def animate_paths_2d(landscape: Landscape, paths: dict, xlim, ylim, frames: int = 20,
+                     every: int = 1, colors: dict | None = None,
+                     legend_loc: str = "upper left") -> animation.FuncAnimation:
+    """A small jshtml animation of several 2-D runs on the contours of ``landscape``.
+
+    ``paths`` maps a label (e.g. an optimizer's name) to the points of one run, an array of shape
+    ``(steps + 1, 2)``. Frame ``f`` (0 … ``frames`` − 1, at most 20) shows every run up to step
+    ``f · every``: a trail and a dot. ``colors`` maps labels to colours (default: the palette in
+    order); ``legend_loc`` places the legend (a matplotlib location such as "lower left"). The
+    figure is closed, so only the animation shows in the notebook.
+    """
+    from lessons_lib._checks import check_int
+
+    frames = check_int("frames", frames, low=1, high=20)
+    every = check_int("every", every, low=1)
+    if not isinstance(paths, dict) or not paths:
+        raise ValueError("paths must be a non-empty dict label -> array (steps + 1, 2), "
+                         f"got {paths!r}")
+    arrays = {}
+    for label, path in paths.items():
+        arr = np.asarray(path, dtype=float)
+        if arr.ndim != 2 or arr.shape[1] != 2 or len(arr) < 1:
+            raise ValueError(f"paths[{label!r}] must have shape (steps + 1, 2), got {arr.shape}")
+        arrays[label] = arr
+    if colors is None:
+        colors = {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(arrays)}
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    contour(landscape, ax, xlim, ylim)
+    trails, dots = [], []
+    for label in arrays:
+        (trail,) = ax.plot([], [], "-", color=colors[label], lw=1.5, alpha=0.8, label=label)
+        (dot,) = ax.plot([], [], "o", color=colors[label], ms=7)
+        trails.append(trail), dots.append(dot)
+    ax.legend(loc=legend_loc, fontsize=8, ncol=2)
+    step_text = ax.text(0.98, 0.02, "", transform=ax.transAxes, ha="right", va="bottom")
+    engine = fig.get_layout_engine()
+    if engine is not None:  # lay the figure out once, not again for every frame
+        engine.execute(fig)
+        fig.set_layout_engine("none")
+
+    def draw(f):
+        t = f * every
+        for arr, trail, dot in zip(arrays.values(), trails, dots):
+            shown = arr[: t + 1]
+            trail.set_data(shown[:, 0], shown[:, 1])
+            dot.set_data(shown[-1:, 0], shown[-1:, 1])
+        step_text.set_text(f"step {t}")
+        return trails + dots + [step_text]
+
+    anim = animation.FuncAnimation(fig, draw, frames=frames, interval=400, blit=True)
+    plt.close(fig)
+    return anim

@@ -1,9 +1,13 @@
 """Tests of lessons_lib.batched: each of the K runs trained together equals train.fit run alone.
 
+Both stacks are checked: ``fit_mlps`` against ``models.mlp`` and ``fit_cnns`` against
+``models.small_cnn``, each trained by ``train.fit``.
+
 The reference for run k is ``train.fit(models.mlp(..., seed=seeds[k]), data, lr=lrs[k], ...)``
 with the matching torch optimizer (``torch.optim.Adam(weight_decay=l2)`` for the L2 penalty,
 ``torch.optim.AdamW(weight_decay=decay)`` for decoupled decay, a step-decay ``lr_schedule`` for
-``lr_factor``). The runs differ only by float32 rounding, so the losses must agree to 1e-4.
+``lr_factor``). The runs differ only by float32 rounding (batched versus single matrix products),
+so the losses must agree to 5e-4 and the accuracies to within two validation images.
 """
 
 from __future__ import annotations
@@ -15,6 +19,15 @@ import torch
 from lessons_lib import batched, data, models, train
 
 STEPS = 40
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models: one thread is faster than two, and much faster on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -31,19 +44,20 @@ def reference(digits, lr, seed, optimizer, depth=1, width=16, lr_schedule=None):
 def assert_same(runs, k, hist):
     assert bool(runs.diverged[k]) == hist.diverged
     n = len(hist.train_loss)
-    np.testing.assert_allclose(runs.train_loss[k, :n], hist.train_loss, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(runs.train_loss[k, :n], hist.train_loss, rtol=5e-4, atol=1e-5)
     assert np.isnan(runs.train_loss[k, n:]).all()
     if not hist.diverged:
-        np.testing.assert_allclose(runs.val_loss[k], hist.val_loss, rtol=1e-4, atol=1e-5)
-        np.testing.assert_allclose(runs.val_acc[k], hist.val_acc, atol=1e-6)
-        assert runs.final_val_loss[k] == pytest.approx(hist.final_val_loss, rel=1e-4)
+        np.testing.assert_allclose(runs.val_loss[k], hist.val_loss, rtol=5e-4, atol=1e-5)
+        np.testing.assert_allclose(runs.val_acc[k], hist.val_acc, atol=0.004)
+        assert runs.final_val_loss[k] == pytest.approx(hist.final_val_loss, rel=5e-4)
     else:
         assert runs.final_val_loss[k] == np.inf and runs.final_val_acc[k] == 0.0
 
 
 @pytest.mark.parametrize("optimizer", sorted(train.TORCH_OPTIMIZERS))
 def test_each_run_equals_train_fit(digits, optimizer):
-    lrs = {"sgd": [0.01, 0.3, 50.0], "momentum": [0.01, 0.1, 20.0]}.get(optimizer, [1e-3, 1e-2, 0.1])
+    lrs = {"sgd": [0.01, 0.3, 50.0], "momentum": [0.01, 0.1, 20.0],
+           "rmsprop": [1e-4, 1e-3, 1e-2]}.get(optimizer, [1e-3, 1e-2, 0.1])
     seeds = [0, 1, 2]
     runs = batched.fit_mlps(digits, lrs=lrs, seeds=seeds, steps=STEPS, optimizer=optimizer,
                             width=16, eval_every=10)
@@ -86,7 +100,7 @@ def test_decay_equals_adamw(digits):
 
 
 def test_callable_optimizer_adabelief(digits):
-    adabelief_pytorch = pytest.importorskip("adabelief_pytorch")
+    import adabelief_pytorch  # a requirement of `make test`: missing means FAIL, not skip
 
     def make(p, lr):
         return adabelief_pytorch.AdaBelief(p, lr=lr, eps=1e-16, weight_decouple=True,
@@ -109,7 +123,6 @@ def test_lr_factor_equals_lr_schedule(digits):
 
 def test_regression_task():
     X, y = data.linear_regression(n=200, d=5, seed=0)
-    idx = np.arange(200)
     split = data._split("linreg", X, y, "regression", 0.25, 0)
     runs = batched.fit_mlps(split, lrs=[1e-2, 1e-1], seeds=[0, 1], steps=STEPS, width=8,
                             eval_every=10)
@@ -117,7 +130,39 @@ def test_regression_task():
         model = models.mlp(5, 1, width=8, seed=seed)
         hist = train.fit(model, split, lr=lr, steps=STEPS, eval_every=10, seed=seed)
         assert_same(runs, k, hist)
-    assert idx.size == 200
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "adam"])
+def test_each_cnn_equals_train_fit_of_small_cnn(digits, optimizer):
+    lrs = [0.01, 0.1, 30.0] if optimizer == "momentum" else [1e-3, 1e-2, 0.1]
+    runs = batched.fit_cnns(digits, lrs=lrs, seeds=[0, 1, 2], steps=STEPS, optimizer=optimizer,
+                            eval_every=10, channels=4)
+    for k, (lr, seed) in enumerate(zip(lrs, [0, 1, 2])):
+        hist = train.fit(models.small_cnn(10, channels=4, seed=seed), digits, lr=lr, steps=STEPS,
+                         optimizer=optimizer, eval_every=10, seed=seed)
+        assert_same(runs, k, hist)
+    expected = [False, False, True] if optimizer == "momentum" else [False] * 3
+    assert runs.diverged.tolist() == expected
+
+
+def test_cnn_with_schedule_and_l2(digits):
+    factor = lambda t: 0.1 ** (t // 20)  # noqa: E731
+    runs = batched.fit_cnns(digits, lrs=[0.05], seeds=[3], l2=[1e-3], steps=STEPS,
+                            optimizer="momentum", eval_every=10, lr_factor=factor)
+    opt = lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9, weight_decay=1e-3)  # noqa: E731
+    hist = train.fit(models.small_cnn(seed=3), digits, lr=0.05, steps=STEPS, optimizer=opt,
+                     eval_every=10, seed=3, lr_schedule=lambda t: 0.05 * factor(t))
+    assert_same(runs, 0, hist)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"channels": 0}, "channels"), ({"image_size": 7}, "image_size"),
+     ({"image_size": 4}, "image_size")],
+)
+def test_fit_cnns_bad_arguments(digits, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        batched.fit_cnns(digits, lrs=0.1, steps=2, **kwargs)
 
 
 @pytest.mark.parametrize(

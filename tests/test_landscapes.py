@@ -12,6 +12,8 @@ SURFACES = [
     landscapes.quadratic([0.5, 2.0, 10.0]),
     landscapes.rosenbrock(),
     landscapes.rosenbrock(a=0.5, b=10.0),
+    landscapes.saddle(),
+    landscapes.saddle(up=2.0, down=0.5),
     landscapes.multi_well(dim=1),
     landscapes.multi_well(dim=3, ripple=0.5, frequency=2.0),
 ]
@@ -44,6 +46,20 @@ def test_multi_well_has_local_minima():
     assert len(local_minima) >= 3
 
 
+def test_saddle_is_a_saddle_between_two_minima():
+    surface = landscapes.saddle(up=2.0, down=0.5)
+    origin = np.zeros(2)
+    assert np.allclose(surface.grad(origin), 0)
+    assert surface.loss(origin) == pytest.approx(0.5**2 / 4)
+    # Hessian at the origin by autograd: diag(up, -down)
+    hessian = torch.autograd.functional.hessian(
+        lambda w: surface.loss(w), torch.zeros(2, dtype=torch.float64))
+    np.testing.assert_allclose(hessian.numpy(), np.diag([2.0, -0.5]), atol=1e-12)
+    for sign in (1, -1):
+        w = np.array([0.0, sign * np.sqrt(0.5)])
+        assert np.allclose(surface.grad(w), 0) and surface.loss(w) == pytest.approx(0.0)
+
+
 @pytest.mark.parametrize(
     "make, match",
     [
@@ -53,6 +69,9 @@ def test_multi_well_has_local_minima():
         (lambda: landscapes.parabola(0.0), "curvature"),
         (lambda: landscapes.valley(steep=-1.0), "steep"),
         (lambda: landscapes.rosenbrock(b=0.0), "b"),
+        (lambda: landscapes.saddle(up=0.0), "up"),
+        (lambda: landscapes.saddle(down=-1.0), "down"),
+        (lambda: landscapes.saddle(down=np.nan), "down"),
         (lambda: landscapes.multi_well(dim=0), "dim"),
         (lambda: landscapes.multi_well(frequency=np.inf), "frequency"),
     ],
