@@ -45,7 +45,7 @@ from torch import nn
 from lessons_lib._checks import check_int, check_learning_rate, check_real
 from lessons_lib.data import Split
 from lessons_lib.models import mlp, small_cnn
-from lessons_lib.train import TORCH_OPTIMIZERS, torch_optimizer
+from lessons_lib.train import TORCH_OPTIMIZERS, check_run, torch_optimizer
 
 
 @dataclass(frozen=True)
@@ -223,11 +223,8 @@ def _fit(data: Split, make_params, forward, *, lrs, seeds, steps, optimizer, l2,
         raise ValueError("lrs, seeds, l2 and decay must have one value or the same number of "
                          f"values, got {np.size(lrs)}, {seeds_arr.size}, {l2_arr.size} and "
                          f"{decay_arr.size}") from None
-    steps = check_int("steps", steps)
+    steps, batch_size, eval_every, diverge = check_run(data, steps, batch_size, eval_every, diverge)
     n = len(data.X_train)
-    batch_size = check_int("batch_size", batch_size, low=1, high=n)
-    eval_every = check_int("eval_every", eval_every)
-    diverge = check_real("diverge", diverge, low=1, low_open=True)
     if lr_factor is not None and not callable(lr_factor):
         raise ValueError(f"lr_factor must be a function of the step or None, got {lr_factor!r}")
 

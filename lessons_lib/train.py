@@ -59,6 +59,15 @@ def evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor, task: str) -> t
         return nn.functional.mse_loss(out.squeeze(-1), y).item(), 0.0
 
 
+def check_run(data, steps, batch_size, eval_every, diverge) -> tuple[int, int, int, float]:
+    """Validate the settings every training loop shares; return them as (int, int, int, float)."""
+    steps = check_int("steps", steps)
+    batch_size = check_int("batch_size", batch_size, low=1, high=len(data.X_train))
+    eval_every = check_int("eval_every", eval_every)
+    diverge = check_real("diverge", diverge, low=1, low_open=True)
+    return steps, batch_size, eval_every, diverge
+
+
 def fit(model: nn.Module, data: Split, *, lr: float, steps: int, optimizer="sgd",
         batch_size: int = 64, eval_every: int = 50, seed: int = 0, diverge: float = 1e3,
         lr_schedule: Callable[[int], float] | None = None) -> History:
@@ -76,11 +85,8 @@ def fit(model: nn.Module, data: Split, *, lr: float, steps: int, optimizer="sgd"
     ``lr`` from the first update on. ``History.lrs`` records the rate of every update.
     """
     lr = float(check_learning_rate("lr", lr))
-    steps = check_int("steps", steps)
+    steps, batch_size, eval_every, diverge = check_run(data, steps, batch_size, eval_every, diverge)
     n = len(data.X_train)
-    batch_size = check_int("batch_size", batch_size, low=1, high=n)
-    eval_every = check_int("eval_every", eval_every)
-    diverge = check_real("diverge", diverge, low=1, low_open=True)
     if lr_schedule is not None and not callable(lr_schedule):
         raise ValueError(f"lr_schedule must be a function of the step or None, got {lr_schedule!r}")
     if callable(optimizer):

@@ -81,22 +81,17 @@ def test_deeper_networks_and_broadcast_seeds(digits):
         assert_same(runs, k, reference(digits, 1e-3, seed, "adam", depth=3))
 
 
-def test_l2_equals_adam_weight_decay(digits):
-    lrs, l2 = [1e-3, 3e-3], [0.1, 0.01]
-    runs = batched.fit_mlps(digits, lrs=lrs, seeds=0, l2=l2, steps=STEPS, optimizer="adam",
-                            width=16, eval_every=10)
+@pytest.mark.parametrize("penalty, torch_optimizer, lrs, amounts, seed", [
+    ("l2", torch.optim.Adam, [1e-3, 3e-3], [0.1, 0.01], 0),      # L2 in the gradient = Adam's wd
+    ("decay", torch.optim.AdamW, [1e-3, 1e-2], [0.5, 0.05], 1),  # decoupled decay = AdamW's wd
+])
+def test_weight_penalties_equal_torch(digits, penalty, torch_optimizer, lrs, amounts, seed):
+    runs = batched.fit_mlps(digits, lrs=lrs, seeds=seed, steps=STEPS, optimizer="adam",
+                            width=16, eval_every=10, **{penalty: amounts})
     for k in range(2):
-        opt = lambda p, lr, wd=l2[k]: torch.optim.Adam(p, lr=lr, weight_decay=wd)  # noqa: E731
-        assert_same(runs, k, reference(digits, lrs[k], 0, opt))
-
-
-def test_decay_equals_adamw(digits):
-    lrs, decay = [1e-3, 1e-2], [0.5, 0.05]
-    runs = batched.fit_mlps(digits, lrs=lrs, seeds=1, decay=decay, steps=STEPS, optimizer="adam",
-                            width=16, eval_every=10)
-    for k in range(2):
-        opt = lambda p, lr, wd=decay[k]: torch.optim.AdamW(p, lr=lr, weight_decay=wd)  # noqa: E731
-        assert_same(runs, k, reference(digits, lrs[k], 1, opt))
+        def opt(p, lr, wd=amounts[k]):
+            return torch_optimizer(p, lr=lr, weight_decay=wd)
+        assert_same(runs, k, reference(digits, lrs[k], seed, opt))
 
 
 def test_callable_optimizer_adabelief(digits):
