@@ -6,6 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import animation
 
+from lessons_lib._checks import check_int
 from lessons_lib.descent import DescentPath
 from lessons_lib.landscapes import Landscape
 from lessons_lib.setup import PALETTE
@@ -27,6 +28,17 @@ def contour(landscape: Landscape, ax, xlim, ylim, levels: int = 20, log: bool = 
     ax.contour(x, y, z, levels=lv, colors="0.75", linewidths=0.8)
     ax.set(xlabel="$w_1$", ylabel="$w_2$", xlim=xlim, ylim=ylim)
     return ax
+
+
+def _animation(fig, draw, frames: int, interval: int) -> animation.FuncAnimation:
+    """Turn ``draw(frame)`` into a blitted animation of ``fig``, laid out once, figure closed."""
+    engine = fig.get_layout_engine()
+    if engine is not None:  # lay the figure out once, not again for every frame
+        engine.execute(fig)
+        fig.set_layout_engine("none")
+    anim = animation.FuncAnimation(fig, draw, frames=frames, interval=interval, blit=True)
+    plt.close(fig)  # only the animation shows in the notebook
+    return anim
 
 
 def animate_descent_1d(landscape: Landscape, path: DescentPath, frames: int = 20,
@@ -58,9 +70,7 @@ def animate_descent_1d(landscape: Landscape, path: DescentPath, frames: int = 20
             ball.set_data([w[-1]], [path.loss[t, j]])
         return balls + trails
 
-    anim = animation.FuncAnimation(fig, draw, frames=frames, interval=500, blit=True)
-    plt.close(fig)
-    return anim
+    return _animation(fig, draw, frames, interval=500)
 
 
 def animate_paths_2d(landscape: Landscape, paths: dict, xlim, ylim, frames: int = 20,
@@ -74,8 +84,6 @@ def animate_paths_2d(landscape: Landscape, paths: dict, xlim, ylim, frames: int 
     order); ``legend_loc`` places the legend (a matplotlib location such as "lower left"). The
     figure is closed, so only the animation shows in the notebook.
     """
-    from lessons_lib._checks import check_int
-
     frames = check_int("frames", frames, low=1, high=20)
     every = check_int("every", every, low=1)
     if not isinstance(paths, dict) or not paths:
@@ -98,10 +106,6 @@ def animate_paths_2d(landscape: Landscape, paths: dict, xlim, ylim, frames: int 
         trails.append(trail), dots.append(dot)
     ax.legend(loc=legend_loc, fontsize=8, ncol=2)
     step_text = ax.text(0.98, 0.02, "", transform=ax.transAxes, ha="right", va="bottom")
-    engine = fig.get_layout_engine()
-    if engine is not None:  # lay the figure out once, not again for every frame
-        engine.execute(fig)
-        fig.set_layout_engine("none")
 
     def draw(f):
         t = f * every
@@ -112,6 +116,4 @@ def animate_paths_2d(landscape: Landscape, paths: dict, xlim, ylim, frames: int 
         step_text.set_text(f"step {t}")
         return trails + dots + [step_text]
 
-    anim = animation.FuncAnimation(fig, draw, frames=frames, interval=400, blit=True)
-    plt.close(fig)
-    return anim
+    return _animation(fig, draw, frames, interval=400)
