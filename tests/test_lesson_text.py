@@ -1,0 +1,44 @@
+"""House rules of the lesson text that can be checked without running anything.
+
+A number the text reports from an experiment must be computed and asserted when the book is
+built. Exercise solutions are where such numbers used to slip in as plain prose ("in our runs
+...") that nothing checked: a solution that reports a measurement must be a gated solution
+(``solution-start`` ... ``solution-end``) whose code cell runs the experiment.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LESSONS = sorted((ROOT / "book").glob("ch*/*.md"))
+MEASURED = re.compile(r"\b(in our runs?|our runs|we measured|we got|in our experiments?)\b", re.I)
+
+
+def plain_solutions(text: str) -> list[str]:
+    return re.findall(r"```\{solution\}.*?\n```", text, re.S)
+
+
+def gated_solutions(text: str) -> list[str]:
+    return re.findall(r"```\{solution-start\}.*?```\{solution-end\}", text, re.S)
+
+
+def test_the_rules_see_the_lessons():
+    assert len(LESSONS) >= 12
+    assert sum(len(gated_solutions(p.read_text(encoding="utf-8"))) for p in LESSONS) >= 3
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_solutions_that_report_measurements_run_them(lesson):
+    text = lesson.read_text(encoding="utf-8")
+    for block in plain_solutions(text):
+        found = MEASURED.search(block)
+        assert not found, (f"{lesson.name}: a plain solution reports a measurement "
+                           f"({found.group(0)!r}); make it a gated solution with a code cell:\n"
+                           f"{block[:300]}")
+    for block in gated_solutions(text):
+        assert "```{code-cell}" in block, f"{lesson.name}: gated solution without a code cell"
+        assert "assert " in block, f"{lesson.name}: gated solution whose cell asserts nothing"
