@@ -42,3 +42,11 @@ def test_solutions_that_report_measurements_run_them(lesson):
     for block in gated_solutions(text):
         assert "```{code-cell}" in block, f"{lesson.name}: gated solution without a code cell"
         assert "assert " in block, f"{lesson.name}: gated solution whose cell asserts nothing"
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_named_figure_is_referenced_from_the_text(lesson):
+    text = lesson.read_text(encoding="utf-8")
+    names = re.findall(r"^\s*name: (fig-[\w-]+)\s*$", text, re.M)
+    unreferenced = [n for n in names if not re.search(rf"\{{numref\}}`([^`]*<)?{n}>?`", text)]
+    assert not unreferenced, f"{lesson.name}: no {{numref}} points to {unreferenced}"
