@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lessons_lib._checks import check_int, check_learning_rate, check_real
+from lessons_lib._checks import check_int, check_learning_rate
 from lessons_lib.data import Split
 from lessons_lib.models import mlp, small_cnn
 from lessons_lib.train import TORCH_OPTIMIZERS, check_run, torch_optimizer
@@ -281,11 +281,11 @@ def _fit(data: Split, make_params, forward, *, lrs, seeds, steps, optimizer, l2,
         opt.zero_grad()
         loss[~bad].sum().backward()
         factor = 1.0 if lr_factor is None else float(lr_factor(step - 1))
-        every = bool(alive.all())
+        all_alive = bool(alive.all())  # after this step's divergence check
         with torch.no_grad():
             before = [p.detach().clone() for p in params]
             for p, v in zip(params, views):
-                if not every:
+                if not all_alive:
                     p.grad[~alive] = 0.0
                 if has_l2:
                     p.grad.add_(v["l2"] * p)
@@ -294,7 +294,7 @@ def _fit(data: Split, make_params, forward, *, lrs, seeds, steps, optimizer, l2,
                 rate = v["lr"] * factor
                 p.sub_(old).mul_(rate)  # η_k · (the optimizer's step at lr = 1)
                 p.add_(old * (1 - rate * v["decay"]) if has_decay else old)
-                if not every:
+                if not all_alive:
                     p.copy_(torch.where(v["alive"](alive), p, old))
         if step in eval_steps:
             with torch.no_grad():

@@ -1,5 +1,6 @@
 """The Binder configuration is valid for repo2docker (checked offline, without building)."""
 
+import re
 import shutil
 import subprocess
 import sys
@@ -38,8 +39,6 @@ DISTRIBUTION = {"torch": "torch", "numpy": "numpy", "matplotlib": "matplotlib",
 
 def imported_modules() -> set[str]:
     """Top-level modules imported by the lessons' code cells and by lessons_lib."""
-    import re
-
     names = set()
     sources = [*(ROOT / "book").rglob("*.md"), *(ROOT / "lessons_lib").glob("*.py")]
     for path in sources:
