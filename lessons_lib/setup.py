@@ -4,39 +4,21 @@ from __future__ import annotations
 
 import random
 
-#: The colours of the house style, one per learning rate in a chapter (colour-blind safe, Okabe-Ito).
-PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
 
-#: Matplotlib settings of the house style: thick lines, no chart junk, no titles (captions say it).
-PLOT_STYLE = {
-    "figure.figsize": (6.4, 3.6),
-    "figure.dpi": 100,
-    "savefig.dpi": 100,
-    "figure.constrained_layout.use": True,
-    "lines.linewidth": 2,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "axes.grid": True,
-    "grid.alpha": 0.3,
-    "axes.titlesize": "medium",
-    "axes.labelsize": "medium",
-    "legend.frameon": False,
-    "font.size": 11,
-    "animation.html": "jshtml",
-    "animation.embed_limit": 8.0,
-}
-
-
-def setup(seed: int = 0, threads: int = 2) -> dict:
+def setup(seed: int = 0, threads: int = 1) -> dict:
     """Make a lesson reproducible and give its figures the house style.
 
     - seeds Python's ``random``, NumPy's global generator and torch with ``seed``;
-    - sets torch to ``threads`` CPU threads (the book's budget machine has 2 cores) and to
-      deterministic algorithms;
+    - sets torch and the BLAS under NumPy (threadpoolctl) to ``threads`` CPU threads, and torch to
+      deterministic algorithms. One thread by default: the build runs two lessons side by side on
+      the book's 2-core machine, the small models of the lessons gain little from a second thread
+      (some lose), and a reader who runs a lesson alone gets the very numbers the book prints,
+      since a different thread count may sum in a different order;
     - sets ``OMP_WAIT_POLICY=PASSIVE`` (unless already set) before torch is first imported, so
       that idle torch threads sleep instead of spinning. Measured on 2 cores shared with other
       programs, spinning made one small training run 10–30× slower (0.3 s → 3–15 s);
-    - sets the matplotlib style (:data:`PLOT_STYLE`, colour cycle :data:`PALETTE`) and the inline
+    - sets the matplotlib style (:data:`lessons_lib.plots.PLOT_STYLE`, colour cycle
+      :data:`lessons_lib.plots.PALETTE`) and the inline
       backend's figure format.
 
     Nothing is silenced: warnings a learner should see still show. Returns the settings applied,
@@ -61,7 +43,12 @@ def setup(seed: int = 0, threads: int = 2) -> dict:
     np.random.seed(seed)
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=threads)  # NumPy's BLAS: same thread count as torch, for good
     torch.use_deterministic_algorithms(True)
+
+    from lessons_lib.plots import PALETTE, PLOT_STYLE
 
     mpl.rcParams.update(PLOT_STYLE)
     mpl.rcParams["axes.prop_cycle"] = mpl.cycler(color=PALETTE)
