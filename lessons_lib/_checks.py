@@ -14,30 +14,47 @@ import numpy as np
 
 
 def _describe(value) -> str:
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if isinstance(value, bool | np.bool_):
+        return f"the bool {value!r}"
     return repr(value) if not isinstance(value, np.ndarray) else f"array {np.array2string(value)}"
 
 
-def check_learning_rate(name: str, value, *, allow_zero: bool = False) -> np.ndarray:
-    """Return ``value`` as a float array; refuse NaN, infinite, negative (and zero unless allowed).
+def check_learning_rate(name: str, value, *, allow_zero: bool = False, scalar: bool = False):
+    """The one learning-rate check of the library: refuse NaN, infinite, negative (and zero unless
+    ``allow_zero``) values, and anything that is not a number.
 
-    Works for a single number or an array of learning rates (a sweep).
+    Returns a float array for a single number or an array of learning rates (a sweep); with
+    ``scalar=True`` only a single number is accepted and it is returned as a float. Strings
+    (``"0.1"``) and booleans (``True``) are refused although NumPy would turn them into numbers.
     """
-    try:
-        arr = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"{name} must be a number or an array of numbers, got {_describe(value)}"
-        ) from None
+    allowed = "finite and >= 0" if allow_zero else "finite and > 0"
+    kind = "a number" if scalar else "a number or an array of numbers"
+    arr = None
+    if not isinstance(value, str | bytes | bool | np.bool_):
+        try:
+            arr = np.asarray(value)
+            if arr.dtype == object or (not isinstance(value, np.ndarray) and any(
+                    isinstance(v, str | bytes | bool | np.bool_)
+                    for v in np.asarray(value, dtype=object).ravel())):
+                arr = None
+        except (TypeError, ValueError):
+            arr = None
+    if arr is None or arr.dtype.kind not in "iuf":
+        raise ValueError(f"{name} must be {kind}, {allowed}; got {_describe(value)}")
+    arr = arr.astype(float)
+    if scalar and arr.ndim != 0:
+        raise ValueError(f"{name} must be a single number, got an array of shape {arr.shape}")
     if arr.size == 0:
         raise ValueError(f"{name} must hold at least one learning rate, got an empty array")
-    allowed = "finite and >= 0" if allow_zero else "finite and > 0"
     bad = ~np.isfinite(arr) | (arr < 0) | ((arr == 0) & (not allow_zero))
     if bad.any():
         raise ValueError(
             f"{name} must be {allowed}; got {_describe(value)} "
             f"(bad value: {arr[bad].ravel()[0]!r})"
         )
-    return arr
+    return float(arr) if scalar else arr
 
 
 def check_real(name: str, value, *, low=None, high=None, low_open=False, high_open=False) -> float:
@@ -85,3 +102,31 @@ def check_finite_array(name: str, value) -> np.ndarray:
     if not np.isfinite(arr).all():
         raise ValueError(f"{name} must contain only finite numbers (no NaN or inf)")
     return arr
+
+
+def check_bool(name: str, value) -> bool:
+    """Return ``value`` if it is ``True`` or ``False``; refuse 1, 1.0, "yes", None and the like
+    (``nesterov=1.0`` is a typo, not a choice)."""
+    if not isinstance(value, bool | np.bool_):
+        raise ValueError(f"{name} must be True or False, got {_describe(value)}")
+    return bool(value)
+
+
+def check_seed(name: str, value) -> int:
+    """A random seed: an integer >= 0 (NumPy's ``default_rng`` refuses negative seeds, torch
+    silently wraps them, so both are refused here alike)."""
+    return check_int(name, value, low=0)
+
+
+def check_run(data, steps, batch_size, eval_every, diverge) -> tuple[int, int, int, float]:
+    """Validate the settings every training loop shares (:func:`lessons_lib.train.fit`,
+    :mod:`lessons_lib.batched`); return them as (int, int, int, float).
+
+    ``batch_size`` may not exceed the number of training samples of ``data``; ``diverge`` is the
+    factor above the first loss at which a run counts as diverged (> 1).
+    """
+    steps = check_int("steps", steps)
+    batch_size = check_int("batch_size", batch_size, low=1, high=len(data.X_train))
+    eval_every = check_int("eval_every", eval_every)
+    diverge = check_real("diverge", diverge, low=1, low_open=True)
+    return steps, batch_size, eval_every, diverge

@@ -5,7 +5,9 @@ source articles, what the book must do, the claim in one line). A lesson that te
 
 1. measures something and ``assert``-s the numbers its text states;
 2. turns the *same* measured booleans into a verdict with :func:`judge` (never a string typed by
-   hand): ``holds``, ``holds only when …`` or ``does not hold here``; an "explain" claim gets
+   hand): ``holds``, ``holds only when …`` or ``does not hold here`` — or :func:`not_shown` when
+   the effect stays inside the noise between seeds. A verdict must have been able to fail: a
+   demonstration whose outcome was settled before the run gets :func:`shown`, an "explain" claim
    :func:`explained`;
 3. calls :func:`record`, which shows the verdict in the lesson and glues it (myst-nb ``glue``)
    under the keys ``claim-<ID>`` and ``claim-<ID>-evidence``.
@@ -27,6 +29,12 @@ from importlib import resources
 from pathlib import Path
 
 ACTIONS = ("demo", "test", "explain", "explain+demo", "explain+test")
+NOT_SHOWN = "not shown at this scale"
+#: Verdicts, from what could have failed to what could not: a test decided by the run ("holds",
+#: "holds only when …", "does not hold here", "not shown at this scale" when the effect stays inside
+#: the noise), a demonstration or definition that nothing was at stake in ("shown"), and a
+#: definition or published fact with its source ("explained").
+KINDS = ("holds", "holds only when", "does not hold here", NOT_SHOWN, "shown", "explained")
 _RECORD_CALL = re.compile(r"""claims\.record\(\s*["']([A-Z]{2}-\d+)["']""")
 _recorded: dict[str, "Record"] = {}
 
@@ -59,11 +67,15 @@ def catalogue() -> dict[str, Claim]:
 class Verdict:
     """What an experiment found about a claim. Build it with :func:`judge` or :func:`explained`."""
 
-    kind: str  # "holds", "holds only when", "does not hold here", "explained"
+    kind: str  # one of KINDS
     condition: str = ""
 
     def __str__(self) -> str:
-        return f"holds only when {self.condition}" if self.kind == "holds only when" else self.kind
+        if self.kind == "holds only when":
+            return f"holds only when {self.condition}"
+        if self.kind == NOT_SHOWN:
+            return f"{NOT_SHOWN} ({self.condition})"
+        return self.kind
 
 
 def judge(holds: bool, *, holds_when: bool | None = None, condition: str = "") -> Verdict:
@@ -96,6 +108,24 @@ def explained() -> Verdict:
     return Verdict("explained")
 
 
+def shown() -> Verdict:
+    """The verdict of a demonstration: the lesson shows the claim at work (a definition, a formula
+    checked against itself, a picture), but no outcome was open before the run. Use it instead of
+    :func:`judge` whenever the "test" could not have failed."""
+    return Verdict("shown")
+
+
+def not_shown(interval: str) -> Verdict:
+    """The verdict of a test whose effect did not clear the noise between seeds.
+
+    ``interval``: the measured interval, in words built from the numbers (e.g. ``"paired 95 %
+    interval of the gain: [-0.02, 0.05]"``); the verdict reads "not shown at this scale (…)".
+    """
+    if not isinstance(interval, str) or not interval.strip():
+        raise ValueError("interval must state the measured interval, got an empty string")
+    return Verdict(NOT_SHOWN, interval.strip())
+
+
 @dataclass(frozen=True)
 class Record:
     """A verdict recorded for a claim, with the measured evidence in one sentence."""
@@ -122,25 +152,30 @@ class _Bare(str):
         return html.escape(str(self))
 
 
-def record(claim_id: str, verdict: Verdict, evidence: str, *, glue: bool = True) -> None:
+def record(claim_id: str, verdict: Verdict, evidence: str, *, figure=None, glue: bool = True) -> None:
     """Record ``verdict`` for ``claim_id``, show it, and glue it for the claims ledger.
 
     ``verdict`` must come from :func:`judge` or :func:`explained`; ``evidence`` is one sentence
     with the measured numbers. An "explain" claim may only be ``explained()``; a demo or test
     claim must be judged. The record is kept in :func:`recorded`; nothing is returned, so that
     the call at the end of a cell does not show it twice.
+
+    ``figure``: optionally the matplotlib figure that shows the evidence best; it is glued as
+    ``claim-<ID>-figure`` so that another page (the appendix's "which rate?" checklist) can paste
+    it with ``{glue:figure}`` and stay in step with the lesson.
     """
     claims = catalogue()
     if claim_id not in claims:
         raise ValueError(f"claim_id must be one of the catalogue's IDs (e.g. 'LR-1'), got {claim_id!r}")
-    if not isinstance(verdict, Verdict):
-        raise ValueError("verdict must be built by claims.judge(...) or claims.explained(), "
-                         f"got {verdict!r}")
+    if not isinstance(verdict, Verdict) or verdict.kind not in KINDS:
+        raise ValueError("verdict must be built by claims.judge(...), claims.not_shown(...), "
+                         f"claims.shown() or claims.explained(), got {verdict!r}")
     if not isinstance(evidence, str) or not evidence.strip():
         raise ValueError("evidence must be a non-empty sentence with the measured numbers")
     claim = claims[claim_id]
     if (verdict.kind == "explained") != (claim.action == "explain"):
-        wanted = "claims.explained()" if claim.action == "explain" else "claims.judge(...)"
+        wanted = ("claims.explained()" if claim.action == "explain"
+                  else "claims.judge(...), claims.not_shown(...) or claims.shown()")
         raise ValueError(f"verdict for {claim_id} ({claim.action}) must come from {wanted}")
     rec = Record(claim, verdict, evidence.strip())
     _recorded[claim_id] = rec
@@ -150,6 +185,8 @@ def record(claim_id: str, verdict: Verdict, evidence: str, *, glue: bool = True)
 
         nb_glue(f"claim-{claim_id}", _Bare(str(verdict)), display=False)
         nb_glue(f"claim-{claim_id}-evidence", _Bare(rec.evidence), display=False)
+        if figure is not None:
+            nb_glue(f"claim-{claim_id}-figure", figure, display=False)
         display(rec)
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lessons_lib._checks import check_choice, check_int, check_real
+from lessons_lib._checks import check_choice, check_int, check_real, check_seed
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class Split:
 
 
 def _split(name, X, y, task, val_fraction, seed) -> Split:
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed("seed", seed))
     order = rng.permutation(len(X))
     n_val = int(round(val_fraction * len(X)))
     val, train = order[:n_val], order[n_val:]
@@ -76,7 +76,7 @@ def linear_regression(n: int = 1000, d: int = 10, *, correlation: float = 0.0, n
     n, d = check_int("n", n, low=2), check_int("d", d, low=1)
     rho = check_real("correlation", correlation, low=0, high=1, high_open=True)
     noise = check_real("noise", noise, low=0)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed("seed", seed))
     shared = rng.standard_normal((n, 1))
     X = np.sqrt(rho) * shared + np.sqrt(1 - rho) * rng.standard_normal((n, d))
     w_true = rng.standard_normal(d) / np.sqrt(d)
@@ -93,3 +93,24 @@ def logistic_regression(n: int = 1000, d: int = 10, *, correlation: float = 0.0,
     w_true = 3 * rng.standard_normal(d) / np.sqrt(d)
     y = (rng.random(n) < 1 / (1 + np.exp(-X @ w_true))).astype(float)
     return X, y
+
+
+def minibatch_indices(n: int, batch_size: int, steps: int, seed: int = 0) -> torch.Tensor:
+    """The order in which training visits the samples: ``steps`` minibatches of ``batch_size``
+    indices into ``range(n)``, as a tensor of shape ``(steps, batch_size)``.
+
+    The batches are consecutive slices of a random permutation (``torch.randperm`` with a
+    ``torch.Generator`` seeded with ``seed``); when the next batch no longer fits in what is left
+    of the permutation, the leftover samples are skipped and a new permutation is drawn. So every
+    batch is full and no sample appears twice within an epoch. This one function gives the
+    minibatches of :func:`lessons_lib.train.fit`, :func:`lessons_lib.lr_finder.lr_range_test` and
+    :mod:`lessons_lib.batched`: runs with the same ``seed`` see the same batches.
+    """
+    n = check_int("n", n)
+    batch_size = check_int("batch_size", batch_size, low=1, high=n)
+    steps = check_int("steps", steps)
+    gen = torch.Generator().manual_seed(check_seed("seed", seed))
+    per_epoch = n // batch_size  # the batches one permutation gives
+    epochs = -(-steps // per_epoch)
+    order = [torch.randperm(n, generator=gen)[:per_epoch * batch_size] for _ in range(epochs)]
+    return torch.cat(order).view(-1, batch_size)[:steps]

@@ -3,6 +3,9 @@
 ``gradient_descent(landscape, w0, lr=[0.01, 0.1, 1.0], steps=50)`` returns the whole path of every
 run as one :class:`DescentPath` (arrays with a learning-rate axis), so a lesson can sweep
 learning rates over orders of magnitude in a single vectorised call and plot any of them.
+
+``fit_linear_many(X, y, lrs)`` does the same for minibatch SGD on a linear or logistic regression
+(NumPy): one run per learning rate, all in one vectorised loop, returning the final losses.
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lessons_lib._checks import check_int, check_learning_rate, check_real
+from lessons_lib._checks import (check_choice, check_int, check_learning_rate, check_real,
+                                 check_seed)
 from lessons_lib.landscapes import Landscape
 
 
@@ -87,7 +91,7 @@ def gradient_descent(
     elif start.shape != (k, dim):
         raise ValueError(f"w0 must have shape ({dim},) or ({k}, {dim}), got {start.shape}")
 
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed("seed", seed))
     w = np.full((steps + 1, k, dim), np.nan)
     g = np.full((steps + 1, k, dim), np.nan)
     loss = np.full((steps + 1, k), np.inf)
@@ -115,3 +119,81 @@ def gd_threshold(landscape: Landscape) -> float:
     if landscape.curvatures is None:
         raise ValueError(f"landscape must be a quadratic (constant curvature), got {landscape.name}")
     return 2.0 / float(np.max(landscape.curvatures))
+
+
+def _design(name: str, X, y, name_y: str) -> tuple[np.ndarray, np.ndarray]:
+    """``X`` as a float array (n, d) and ``y`` as a float array (n,): ValueError otherwise."""
+    try:
+        X, y = np.asarray(X, dtype=float), np.asarray(y, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} and {name_y} must be arrays of numbers") from None
+    if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(f"{name} must be a 2-D array of shape (n_samples, n_features), "
+                         f"got shape {X.shape}")
+    if y.shape != (X.shape[0],):
+        raise ValueError(f"{name_y} must be a 1-D array with one target per row of {name}, "
+                         f"shape ({X.shape[0]},), got shape {y.shape}")
+    return X, y
+
+
+def fit_linear_many(X, y, lrs, *, loss: str = "squared", epochs: int = 1, batch_size: int = 32,
+                    seed: int = 0, eval_on: tuple | None = None, diverge: float = 1e3) -> np.ndarray:
+    """Train a linear model with minibatch SGD for every learning rate in ``lrs`` at once (NumPy).
+
+    ``loss="squared"``: linear regression, L = mean (x·w + b − y)² / 2.
+    ``loss="logistic"``: logistic regression, L = mean log(1 + e^{−s·(x·w + b)}) with s = 2y − 1
+    (labels ``y`` in {0, 1}).
+    ``X`` has shape (n_samples, n_features) and ``y`` shape (n_samples,). All runs start at
+    w = 0, b = 0 and see the same minibatches (a permutation per epoch, ``seed``; the last,
+    incomplete batch of an epoch is dropped). Returns the final loss on all of ``X, y`` (or on
+    ``eval_on = (X_val, y_val)`` if given) for each learning rate, ``inf`` for a run that diverged:
+    its final loss is not finite or above ``diverge`` × the loss at the start.
+    """
+    diverge = check_real("diverge", diverge, low=1, low_open=True)
+    check_choice("loss", loss, ("squared", "logistic"))
+    X, y = _design("X", X, y, "y")
+    n, d = X.shape
+    lrs = check_learning_rate("lrs", lrs).reshape(-1)
+    epochs = check_int("epochs", epochs)
+    batch_size = check_int("batch_size", batch_size, low=1, high=n)
+    if eval_on is not None:
+        if not isinstance(eval_on, tuple | list) or len(eval_on) != 2:
+            raise ValueError("eval_on must be a pair (X_val, y_val) or None, got "
+                             f"{type(eval_on).__name__}")
+        X_eval, y_eval = _design("eval_on[0]", *eval_on, "eval_on[1]")
+        if X_eval.shape[1] != d:
+            raise ValueError(f"eval_on[0] must have {d} columns, the features of X, got "
+                             f"shape {X_eval.shape}")
+    if loss == "logistic":
+        for name, labels in (("y", y), ("eval_on[1]", None if eval_on is None else y_eval)):
+            if labels is not None and not np.isin(labels, (0.0, 1.0)).all():
+                raise ValueError(f"{name} must hold labels 0 or 1 for loss='logistic'")
+    rng = np.random.default_rng(check_seed("seed", seed))
+    W = np.zeros((lrs.size, d))
+    b = np.zeros(lrs.size)
+
+    def residual(Xb, yb):  # dL/d(prediction) per sample, shape (k, batch)
+        z = W @ Xb.T + b[:, None]
+        if loss == "squared":
+            return z - yb
+        return 1 / (1 + np.exp(-z)) - yb
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        for _ in range(epochs):
+            order = rng.permutation(n)
+            for start in range(0, n - batch_size + 1, batch_size):
+                idx = order[start:start + batch_size]
+                r = residual(X[idx], y[idx])
+                W -= lrs[:, None] * (r @ X[idx]) / batch_size
+                b -= lrs * r.mean(1)
+        if eval_on is not None:
+            X, y = X_eval, y_eval
+        z = W @ X.T + b[:, None]
+        if loss == "squared":
+            final = 0.5 * ((z - y) ** 2).mean(1)
+        else:
+            s = 2 * y - 1
+            final = np.logaddexp(0, -s * z).mean(1)
+    start = 0.5 * np.mean(y**2) if loss == "squared" else np.log(2)  # the loss at w = 0, b = 0
+    final[~np.isfinite(final) | (final > diverge * start)] = np.inf
+    return final

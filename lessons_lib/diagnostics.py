@@ -6,7 +6,7 @@ Three signs tell whether the learning rate is off:
   loss went *up*, L_{t+1} > L_t. On a full-batch loss it is 0 for a small enough η and grows
   when the steps overshoot; on a minibatch loss, sampling noise alone puts it near ½, so
   ``spike_share`` is also given: the share of steps whose loss exceeds ``spike`` (1.5) times
-  the moving average of the steps before, s_{t−1} (see :func:`lessons_lib.train.smooth`).
+  the moving average of the steps before, s_{t−1} (see :func:`smooth`).
   ``loss_ratio`` = mean loss of the last tenth of the steps / mean of the first tenth: near 1,
   the curve is flat (η too small, or stuck);
 - **the stability of the gradient norm.** ``grad_norm_cv`` = std/mean of ‖∇L‖ over the second
@@ -29,7 +29,33 @@ from dataclasses import dataclass
 import numpy as np
 
 from lessons_lib._checks import check_real
-from lessons_lib.train import History, evaluate, smooth
+from lessons_lib.train import History, evaluate
+
+#: The book's one yardstick for "a good learning rate": a rate of a sweep is good when its final
+#: loss is at most this factor times the best loss of the same sweep (on the same task, budget and
+#: seeds). 1.5 leaves room for the noise between seeds of a minibatch run, yet excludes the rates
+#: that visibly under-train. A lesson that needs another yardstick says why.
+GOOD_LOSS_FACTOR = 1.5
+
+
+def good_rates(lrs, losses, *, factor: float = GOOD_LOSS_FACTOR) -> np.ndarray:
+    """The rates of a sweep whose loss is at most ``factor`` × the sweep's best loss.
+
+    ``lrs``: the swept learning rates; ``losses``: their final losses (``inf`` or NaN for a run
+    that diverged, never good). Returns the good rates, in the order given.
+    """
+    from lessons_lib._checks import check_learning_rate
+
+    lrs = check_learning_rate("lrs", lrs).reshape(-1)
+    losses = np.asarray(losses, dtype=float).reshape(-1)
+    if losses.shape != lrs.shape:
+        raise ValueError(f"losses must hold one loss per rate: {lrs.size} rates, {losses.size} losses")
+    factor = check_real("factor", factor, low=1)
+    finite = np.isfinite(losses)
+    if not finite.any():
+        raise ValueError("losses must hold at least one finite loss (every run diverged)")
+    return lrs[finite & (losses <= factor * losses[finite].min())]
+
 
 #: Thresholds used by :func:`hints` (a starting point, not a law).
 THRESHOLDS = {
@@ -38,6 +64,23 @@ THRESHOLDS = {
     "grad_norm_peak": 10.0,   # a gradient more than 10× its median: an unstable step
     "gap": 0.1,               # validation loss above training loss by more than 0.1 nats
 }
+
+
+def smooth(values, weight: float = 0.9) -> np.ndarray:
+    """Exponential moving average s_t = weight·s_{t−1} + (1 − weight)·x_t, bias-corrected.
+
+    Starting from s_{−1} = 0, s_t is divided by 1 − weight^{t+1} (the bias correction of Adam),
+    so the first values are not pulled towards 0. This is the trend :func:`spike_share` compares
+    each loss with, and the bold curve of :func:`plot_diagnostics`. (The range test smooths its
+    curve differently, without bias correction, as torch-lr-finder does: see
+    :mod:`lessons_lib.lr_finder`.)
+    """
+    weight = check_real("weight", weight, low=0, high=1, high_open=True)
+    out, s = np.empty(len(values)), 0.0
+    for t, x in enumerate(values):
+        s = weight * s + (1 - weight) * x
+        out[t] = s / (1 - weight ** (t + 1))
+    return out
 
 
 def _losses(values, name="losses") -> np.ndarray:
@@ -55,7 +98,7 @@ def rise_share(losses) -> float:
 
 def spike_share(losses, *, factor: float = 1.5, weight: float = 0.9) -> float:
     """Share of steps t ≥ 1 with L_t > ``factor`` × s_{t−1}, s the moving average of
-    :func:`lessons_lib.train.smooth` (weight ``weight``): jumps well above the recent trend."""
+    :func:`smooth` (weight ``weight``): jumps well above the recent trend."""
     arr = _losses(losses)
     factor = check_real("factor", factor, low=1, low_open=True)
     trend = smooth(arr, weight)
@@ -171,7 +214,7 @@ def plot_diagnostics(histories, *, labels=None, colors=None, axes=None, weight: 
     the estimated training loss (dashed). Returns the three axes."""
     import matplotlib.pyplot as plt
 
-    from lessons_lib.setup import PALETTE
+    from lessons_lib.plots import PALETTE
 
     if isinstance(histories, History):
         histories = [histories]

@@ -7,12 +7,13 @@ learning rate that grows at every step, from far too small to far too large,
 
 one minibatch per step, and records the training loss of each step. The raw losses are noisy, so
 they are smoothed with an exponential moving average whose weight on the newest value is
-``smooth`` (no bias correction, as in the ``torch-lr-finder`` package, whose ``smooth_f`` it is):
+``smooth_f`` (no bias correction, as in the ``torch-lr-finder`` package; the argument names
+``smooth_f`` and ``diverge_th`` are those of its ``LRFinder.range_test``):
 
-    s_0 = ℓ_0,   s_i = smooth · ℓ_i + (1 − smooth) · s_{i−1}.
+    s_0 = ℓ_0,   s_i = smooth_f · ℓ_i + (1 − smooth_f) · s_{i−1}.
 
-The test stops once s_i > ``diverge`` × min_{j≤i} s_j (the loss has blown up). Two learning rates
-are read off the smoothed curve:
+The test stops once s_i > ``diverge_th`` × min_{j≤i} s_j (the loss has blown up). Two learning
+rates are read off the smoothed curve:
 
 - ``suggestion``: where the loss falls fastest, the minimum of ds/d(log η) (computed, like
   torch-lr-finder's ``plot(suggest_lr=True)``, with ``np.gradient`` after dropping the first
@@ -35,8 +36,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from lessons_lib._checks import check_choice, check_int, check_learning_rate, check_real
-from lessons_lib.train import TORCH_OPTIMIZERS
+from lessons_lib._checks import check_int, check_learning_rate, check_real, check_seed
+from lessons_lib.data import minibatch_indices
+from lessons_lib.optimizers import TORCH_OPTIMIZERS, torch_optimizer
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,13 @@ class LRFinderResult:
 
 
 def exponential_lrs(start_lr: float, end_lr: float, num_iter: int) -> np.ndarray:
-    """η_i = start_lr · (end_lr / start_lr)^(i / (num_iter − 1)) for i = 0 … num_iter − 1."""
+    """η_i = start_lr · (end_lr / start_lr)^(i / (num_iter − 1)) for i = 0 … num_iter − 1.
+
+    ``start_lr`` and ``end_lr`` are finite and > 0; ``num_iter`` ≥ 2 (the first and last rate).
+    """
+    start_lr = check_learning_rate("start_lr", start_lr, scalar=True)
+    end_lr = check_learning_rate("end_lr", end_lr, scalar=True)
+    num_iter = check_int("num_iter", num_iter, low=2)
     r = np.arange(num_iter) / (num_iter - 1)
     return np.array([start_lr * (end_lr / start_lr) ** float(x) for x in r])
 
@@ -91,8 +99,7 @@ def _make_optimizer(optimizer, model: nn.Module, lr: float) -> tuple[torch.optim
     if isinstance(optimizer, torch.optim.Optimizer):
         return optimizer, True
     if isinstance(optimizer, str):
-        check_choice("optimizer", optimizer, TORCH_OPTIMIZERS)
-        return TORCH_OPTIMIZERS[optimizer](model.parameters(), lr), False
+        return torch_optimizer(optimizer, model.parameters(), lr), False
     if callable(optimizer):
         return optimizer(model.parameters(), lr), False
     raise ValueError("optimizer must be one of "
@@ -102,7 +109,7 @@ def _make_optimizer(optimizer, model: nn.Module, lr: float) -> tuple[torch.optim
 
 def lr_range_test(model: nn.Module, loss_fn, X, y, *, batch_size: int = 64,
                   start_lr: float = 1e-7, end_lr: float = 10.0, num_iter: int = 100,
-                  optimizer="sgd", smooth: float = 0.05, diverge: float = 5.0, seed: int = 0,
+                  optimizer="sgd", smooth_f: float = 0.05, diverge_th: float = 5.0, seed: int = 0,
                   skip_start: int = 10, skip_end: int = 5) -> LRFinderResult:
     """Run the learning-rate range test on ``model`` and return its curve.
 
@@ -111,29 +118,29 @@ def lr_range_test(model: nn.Module, loss_fn, X, y, *, batch_size: int = 64,
     model : the torch module to probe; left exactly as it was afterwards.
     loss_fn : ``loss_fn(model(X_batch), y_batch)`` -> scalar tensor (e.g. ``F.cross_entropy``).
     X, y : the training inputs and targets (tensors, or arrays turned into float32 / as given).
-    batch_size : samples per step, in [1, len(X)]. Batches are consecutive slices of a random
-        permutation (``torch.Generator`` seeded with ``seed``), redrawn when the next batch does
-        not fit, as in :func:`lessons_lib.train.fit`.
+    batch_size : samples per step, in [1, len(X)]. The batches are those of
+        :func:`lessons_lib.data.minibatch_indices` (seeded with ``seed``), as in
+        :func:`lessons_lib.train.fit`.
     start_lr, end_lr : first and last learning rate, finite, > 0, start_lr < end_lr.
     num_iter : number of steps (≥ 2); the rate grows by (end_lr/start_lr)^(1/(num_iter−1)) a step.
-    optimizer : a name from :data:`lessons_lib.train.TORCH_OPTIMIZERS` ("sgd", "adam", …), a
+    optimizer : a name from :data:`lessons_lib.optimizers.TORCH_OPTIMIZERS` ("sgd", "adam", …), a
         function ``(params, lr) -> torch optimizer``, or a ``torch.optim.Optimizer`` already
         built on the model's parameters (its state is restored afterwards).
-    smooth : weight of the newest loss in the moving average, in [0, 1); 0 turns smoothing off.
-    diverge : stop once the smoothed loss exceeds ``diverge`` × the best smoothed loss (> 1).
+    smooth_f : weight of the newest loss in the moving average, in [0, 1); 0 turns smoothing off.
+    diverge_th : stop once the smoothed loss exceeds ``diverge_th`` × the best smoothed loss (> 1).
     seed : seed of the batch order.
     skip_start, skip_end : points left out when looking for the steepest descent (as in
         torch-lr-finder's plot).
     """
-    start_lr = float(check_learning_rate("start_lr", start_lr))
-    end_lr = float(check_learning_rate("end_lr", end_lr))
+    start_lr = check_learning_rate("start_lr", start_lr, scalar=True)
+    end_lr = check_learning_rate("end_lr", end_lr, scalar=True)
     if start_lr >= end_lr:
         raise ValueError(f"start_lr must be smaller than end_lr, got start_lr={start_lr!r} >= "
                          f"end_lr={end_lr!r}")
     num_iter = check_int("num_iter", num_iter, low=2)
-    smooth = check_real("smooth", smooth, low=0, high=1, high_open=True)
-    diverge = check_real("diverge", diverge, low=1, low_open=True)
-    seed = check_int("seed", seed, low=0)
+    smooth_f = check_real("smooth_f", smooth_f, low=0, high=1, high_open=True)
+    diverge_th = check_real("diverge_th", diverge_th, low=1, low_open=True)
+    seed = check_seed("seed", seed)
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not callable(loss_fn):
@@ -150,21 +157,17 @@ def lr_range_test(model: nn.Module, loss_fn, X, y, *, batch_size: int = 64,
     saved_model = copy.deepcopy(model.state_dict())
     saved_grads = [None if p.grad is None else p.grad.detach().clone() for p in model.parameters()]
     saved_opt = copy.deepcopy(opt.state_dict()) if given else None
-    was_training = model.training
+    modes = [(module, module.training) for module in model.modules()]
     rng_state = torch.random.get_rng_state()
 
     lrs = exponential_lrs(start_lr, end_lr, num_iter)
+    batches = minibatch_indices(n, batch_size, num_iter, seed)
     rec_lrs, raw, smoothed = [], [], []
     diverged, best = False, math.inf
-    gen = torch.Generator().manual_seed(seed)
-    order, pos = torch.randperm(n, generator=gen), 0
     try:
         model.train()
         for i, lr in enumerate(lrs):
-            if pos + batch_size > n:
-                order, pos = torch.randperm(n, generator=gen), 0
-            idx = order[pos:pos + batch_size]
-            pos += batch_size
+            idx = batches[i]
             for group in opt.param_groups:
                 group["lr"] = float(lr)
             opt.zero_grad()
@@ -175,12 +178,13 @@ def lr_range_test(model: nn.Module, loss_fn, X, y, *, batch_size: int = 64,
             if not math.isfinite(value):
                 diverged = True
                 break
-            s = value if i == 0 or smooth == 0 else smooth * value + (1 - smooth) * smoothed[-1]
+            s = value if i == 0 or smooth_f == 0 else (
+                smooth_f * value + (1 - smooth_f) * smoothed[-1])
             best = min(best, s)
             rec_lrs.append(float(lr))
             raw.append(value)
             smoothed.append(s)
-            if s > diverge * best:
+            if s > diverge_th * best:
                 diverged = True
                 break
     finally:
@@ -189,7 +193,8 @@ def lr_range_test(model: nn.Module, loss_fn, X, y, *, batch_size: int = 64,
             p.grad = g
         if given:
             opt.load_state_dict(saved_opt)
-        model.train(was_training)
+        for module, training in modes:
+            module.training = training
         torch.random.set_rng_state(rng_state)
 
     rec_lrs, raw, smoothed = np.array(rec_lrs), np.array(raw), np.array(smoothed)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lessons_lib._checks import check_int, check_real
+from lessons_lib._checks import check_int, check_real, check_seed
 
 
 def mlp(n_in: int, n_out: int, *, width: int = 64, depth: int = 1, init_scale: float = 1.0,
@@ -18,6 +18,7 @@ def mlp(n_in: int, n_out: int, *, width: int = 64, depth: int = 1, init_scale: f
     n_in, n_out = check_int("n_in", n_in), check_int("n_out", n_out)
     width, depth = check_int("width", width), check_int("depth", depth, low=0)
     init_scale = check_real("init_scale", init_scale, low=0, low_open=True)
+    seed = check_seed("seed", seed)
     gen_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
@@ -56,6 +57,7 @@ def small_cnn(n_out: int = 10, *, channels: int = 8, image_size: int = 8, seed: 
     if image_size % 2:
         raise ValueError("image_size must be an even integer >= 2 (for the 2×2 pooling), "
                          f"got {image_size}")
+    seed = check_seed("seed", seed)
     gen_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:

@@ -23,16 +23,24 @@ and every operation on arrays is elementwise.
 
 Bad hyper-parameters raise ``ValueError`` naming the argument, and so does a gradient holding NaN
 or inf (the sign that a run diverged), instead of silently filling the state with NaN.
+
+This module also holds the one registry of optimizers by name (:data:`OPTIMIZERS`), used both for
+the NumPy classes (:func:`make_optimizer`) and for their ``torch.optim`` counterparts
+(:func:`torch_optimizer`, which :func:`lessons_lib.train.fit`, :mod:`lessons_lib.batched` and
+:func:`lessons_lib.lr_finder.lr_range_test` use). Torch is imported only there.
 """
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
-from lessons_lib._checks import check_choice, check_learning_rate, check_real
+from lessons_lib._checks import check_bool, check_choice, check_learning_rate, check_real
 
 __all__ = [
     "OPTIMIZERS",
+    "TORCH_OPTIMIZERS",
     "SGD",
     "Adagrad",
     "RMSprop",
@@ -41,27 +49,13 @@ __all__ = [
     "AdaBelief",
     "Optimizer",
     "make_optimizer",
+    "torch_optimizer",
 ]
 
 
 # --------------------------------------------------------------------------------------------
 # Small checks used by the constructors
 # --------------------------------------------------------------------------------------------
-
-
-def _check_lr(value) -> float:
-    """A learning rate: one finite number >= 0 (0 is allowed, e.g. the start of a warm-up)."""
-    if isinstance(value, str):
-        raise ValueError(f"lr must be a number, got the string {value!r}")
-    arr = check_learning_rate("lr", value, allow_zero=True)
-    if arr.ndim != 0:
-        raise ValueError(f"lr must be a single number, got an array of shape {arr.shape}")
-    return float(arr)
-
-
-def _check_bool(name: str, value) -> bool:
-    check_choice(name, value, (False, True))
-    return bool(value)
 
 
 def _check_betas(betas) -> tuple[float, float]:
@@ -102,14 +96,14 @@ class Optimizer:
         self.reset()
 
     # ``lr`` is checked every time it is set, so a schedule that returns a negative or NaN learning
-    # rate fails loudly at the step where it happens.
+    # rate fails loudly at the step where it happens. 0 is allowed (the start of a warm-up).
     @property
     def lr(self) -> float:
         return self._lr
 
     @lr.setter
     def lr(self, value) -> None:
-        self._lr = _check_lr(value)
+        self._lr = check_learning_rate("lr", value, allow_zero=True, scalar=True)
 
     def reset(self) -> None:
         """Forget everything learned from past gradients; the next step is step 1 again."""
@@ -165,6 +159,9 @@ class SGD(Optimizer):
         θ ← θ − lr · g
 
     Nesterov momentum needs ``momentum > 0`` and ``dampening = 0``.
+
+    ``lr`` has no default, unlike ``torch.optim.SGD`` (whose default became 1e-3 in torch 2):
+    that value is rarely a good rate for plain SGD, and choosing it is what this book is about.
     """
 
     hyper_parameters = ("momentum", "dampening", "weight_decay", "nesterov")
@@ -173,7 +170,7 @@ class SGD(Optimizer):
         self.momentum = _non_negative("momentum", momentum)
         self.dampening = check_real("dampening", dampening, low=0.0, high=1.0)
         self.weight_decay = _non_negative("weight_decay", weight_decay)
-        self.nesterov = _check_bool("nesterov", nesterov)
+        self.nesterov = check_bool("nesterov", nesterov)
         if self.nesterov and self.momentum <= 0:
             raise ValueError(f"nesterov=True needs momentum > 0, got momentum={self.momentum!r}")
         if self.nesterov and self.dampening != 0:
@@ -261,7 +258,7 @@ class RMSprop(Optimizer):
         self.eps = _non_negative("eps", eps)
         self.weight_decay = _non_negative("weight_decay", weight_decay)
         self.momentum = _non_negative("momentum", momentum)
-        self.centered = _check_bool("centered", centered)
+        self.centered = check_bool("centered", centered)
         super().__init__(lr)
 
     def reset(self) -> None:
@@ -294,24 +291,26 @@ class Adam(Optimizer):
     Momentum (``m``, average of g) divided by the root of the average of g² (``v``), both
     corrected for starting at 0 (``beta1, beta2 = betas``)::
 
-        g ← g + weight_decay · θ                 (Adam: L2 penalty added to the gradient)
+        g ← g + weight_decay · θ                 (L2 penalty added to the gradient), or
+        θ ← θ · (1 − lr · weight_decay)          if decoupled_weight_decay (AdamW)
         m ← beta1 · m + (1 − beta1) · g
         v ← beta2 · v + (1 − beta2) · g²
         v_max ← max(v_max, v),  v ← v_max        (only if amsgrad)
         m̂ ← m / (1 − beta1ᵗ),   v̂ ← v / (1 − beta2ᵗ)
         θ ← θ − lr · m̂ / (√v̂ + eps)
 
-    See :class:`AdamW` for the decoupled weight decay.
+    ``decoupled_weight_decay=True`` (keyword-only, as in ``torch.optim.Adam``) is :class:`AdamW`.
     """
 
-    hyper_parameters = ("betas", "eps", "weight_decay", "amsgrad")
-    decoupled_weight_decay = False  # AdamW sets this to True
+    hyper_parameters = ("betas", "eps", "weight_decay", "amsgrad", "decoupled_weight_decay")
 
-    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False):
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, *,
+                 decoupled_weight_decay=False):
         self.betas = _check_betas(betas)
         self.eps = _non_negative("eps", eps)
         self.weight_decay = _non_negative("weight_decay", weight_decay)
-        self.amsgrad = _check_bool("amsgrad", amsgrad)
+        self.amsgrad = check_bool("amsgrad", amsgrad)
+        self.decoupled_weight_decay = check_bool("decoupled_weight_decay", decoupled_weight_decay)
         super().__init__(lr)
 
     def reset(self) -> None:
@@ -352,13 +351,14 @@ class AdamW(Adam):
         m, v, m̂, v̂ as in Adam, computed from g alone
         θ ← θ − lr · m̂ / (√v̂ + eps)
 
-    Same arguments as :class:`Adam`; only the default ``weight_decay`` differs (0.01).
+    Same arguments as :class:`Adam` but ``decoupled_weight_decay`` (always True here, as in
+    ``torch.optim.AdamW``); only the default ``weight_decay`` differs (0.01).
     """
 
-    decoupled_weight_decay = True
+    hyper_parameters = ("betas", "eps", "weight_decay", "amsgrad")
 
     def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False):
-        super().__init__(lr, betas, eps, weight_decay, amsgrad)
+        super().__init__(lr, betas, eps, weight_decay, amsgrad, decoupled_weight_decay=True)
 
 
 class AdaBelief(Optimizer):
@@ -369,7 +369,7 @@ class AdaBelief(Optimizer):
     gradient is from its prediction m. A gradient close to what was expected ("belief") gives
     a large step, a surprising one a small step::
 
-        θ ← θ · (1 − lr · weight_decay)   if decoupled   else   g ← g + weight_decay · θ
+        θ ← θ · (1 − lr · weight_decay)   if weight_decouple   else   g ← g + weight_decay · θ
         m ← beta1 · m + (1 − beta1) · g
         s ← beta2 · s + (1 − beta2) · (g − m)² + eps
         m̂ ← m / (1 − beta1ᵗ),   ŝ ← s / (1 − beta2ᵗ)
@@ -379,16 +379,17 @@ class AdaBelief(Optimizer):
     once inside the running average ``s`` (it is stored there and builds up to about
     ``eps / (1 − beta2)``), and once to the denominator ``√ŝ``. Because the first eps sits
     under the square root, the default 1e-16 plays roughly the part of Adam's 1e-8.
-    ``decoupled=True`` is the package's ``weight_decouple=True`` (AdamW-style weight decay).
+    ``weight_decouple=True`` (the package's name and default) is AdamW-style weight decay.
     """
 
-    hyper_parameters = ("betas", "eps", "weight_decay", "decoupled")
+    hyper_parameters = ("betas", "eps", "weight_decay", "weight_decouple")
 
-    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-16, weight_decay=0.0, decoupled=True):
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-16, weight_decay=0.0,
+                 weight_decouple=True):
         self.betas = _check_betas(betas)
         self.eps = _non_negative("eps", eps)
         self.weight_decay = _non_negative("weight_decay", weight_decay)
-        self.decoupled = _check_bool("decoupled", decoupled)
+        self.weight_decouple = check_bool("weight_decouple", weight_decouple)
         super().__init__(lr)
 
     def reset(self) -> None:
@@ -402,7 +403,7 @@ class AdaBelief(Optimizer):
             self.exp_avg = np.zeros_like(params)
             self.exp_avg_var = np.zeros_like(params)
         g = grad
-        if self.decoupled:
+        if self.weight_decouple:
             params = params * (1 - self.lr * self.weight_decay)
         else:
             g = g + self.weight_decay * params
@@ -415,11 +416,28 @@ class AdaBelief(Optimizer):
 
 
 # --------------------------------------------------------------------------------------------
-# By name, for the lessons that loop over optimizers
+# By name: the one registry, for the NumPy classes and for their torch.optim counterparts
 # --------------------------------------------------------------------------------------------
 
+#: Every optimizer by name: (class, the hyper-parameters its name sets). The names, in this order
+#: (the order of the colours in chapter 4), are :data:`OPTIMIZERS`.
+_REGISTRY: dict[str, tuple[type[Optimizer], dict]] = {
+    "sgd": (SGD, {}),
+    "momentum": (SGD, {"momentum": 0.9}),
+    "nesterov": (SGD, {"momentum": 0.9, "nesterov": True}),
+    "adagrad": (Adagrad, {}),
+    "rmsprop": (RMSprop, {}),
+    "adam": (Adam, {}),
+    "adamw": (AdamW, {}),
+    "adabelief": (AdaBelief, {}),
+}
+
 #: The names :func:`make_optimizer` accepts.
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "adabelief")
+OPTIMIZERS = tuple(_REGISTRY)
+
+#: The names :func:`torch_optimizer` accepts: those whose class has a namesake in ``torch.optim``
+#: (all but AdaBelief, which lives in the ``adabelief-pytorch`` package).
+TORCH_OPTIMIZERS = tuple(name for name, (cls, _) in _REGISTRY.items() if cls is not AdaBelief)
 
 
 def make_optimizer(name: str, **hyper) -> Optimizer:
@@ -427,21 +445,31 @@ def make_optimizer(name: str, **hyper) -> Optimizer:
 
     ``name`` is one of :data:`OPTIMIZERS`. ``"momentum"`` is SGD with ``momentum=0.9`` and
     ``"nesterov"`` SGD with ``momentum=0.9, nesterov=True`` (unless ``hyper`` says otherwise);
-    ``"sgd"`` needs ``lr``. The keyword arguments are passed to the class.
+    ``"sgd"``, ``"momentum"`` and ``"nesterov"`` need ``lr`` (SGD has no default rate). The
+    keyword arguments are passed to the class; one it does not take raises ``ValueError``.
     """
     check_choice("name", name, OPTIMIZERS)
-    if name == "sgd":
-        return SGD(**hyper)
-    if name == "momentum":
-        return SGD(**{"momentum": 0.9, **hyper})
-    if name == "nesterov":
-        return SGD(**{"momentum": 0.9, "nesterov": True, **hyper})
-    if name == "adagrad":
-        return Adagrad(**hyper)
-    if name == "rmsprop":
-        return RMSprop(**hyper)
-    if name == "adam":
-        return Adam(**hyper)
-    if name == "adamw":
-        return AdamW(**hyper)
-    return AdaBelief(**hyper)
+    cls, preset = _REGISTRY[name]
+    arguments = inspect.signature(cls).parameters
+    for key in hyper:
+        if key not in arguments:
+            raise ValueError(f"{key} is not an argument of {cls.__name__} (name={name!r}); "
+                             f"the arguments are {sorted(arguments)!r}")
+    if "lr" not in hyper and arguments["lr"].default is inspect.Parameter.empty:
+        raise ValueError(f"lr must be given for name={name!r}, a number, finite and >= 0: "
+                         f"{cls.__name__} has no default learning rate")
+    return cls(**{**preset, **hyper})
+
+
+def torch_optimizer(name: str, params, lr: float, **hyper):
+    """The ``torch.optim`` optimizer ``name`` (one of :data:`TORCH_OPTIMIZERS`) on ``params``
+    with learning rate ``lr``: the torch twin of ``make_optimizer(name, lr=lr, **hyper)``, e.g.
+    ``torch_optimizer("momentum", model.parameters(), 0.1)`` is
+    ``torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)``.
+    """
+    check_choice("optimizer", name, TORCH_OPTIMIZERS)
+    lr = check_learning_rate("lr", lr, scalar=True)
+    import torch
+
+    cls, preset = _REGISTRY[name]
+    return getattr(torch.optim, cls.__name__)(params, lr=lr, **{**preset, **hyper})

@@ -9,7 +9,28 @@ from matplotlib import animation
 from lessons_lib._checks import check_int
 from lessons_lib.descent import DescentPath
 from lessons_lib.landscapes import Landscape
-from lessons_lib.setup import PALETTE
+
+#: The colours of the house style, one per learning rate in a chapter (colour-blind safe, Okabe-Ito).
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+
+#: Matplotlib settings of the house style: thick lines, no chart junk, no titles (captions say it).
+PLOT_STYLE = {
+    "figure.figsize": (6.4, 3.6),
+    "figure.dpi": 100,
+    "savefig.dpi": 100,
+    "figure.constrained_layout.use": True,
+    "lines.linewidth": 2,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.titlesize": "medium",
+    "axes.labelsize": "medium",
+    "legend.frameon": False,
+    "font.size": 11,
+    "animation.html": "jshtml",
+    "animation.embed_limit": 8.0,
+}
 
 
 def lr_colors(lrs) -> dict[float, str]:

@@ -22,7 +22,7 @@ schedule against torch step by step.
   :func:`cosine_restarts` (CosineAnnealingWarmRestarts), :func:`warmup_cosine`
   (SequentialLR of LinearLR then CosineAnnealingLR), :func:`one_cycle` (OneCycleLR);
 - :class:`ReduceOnPlateau` (ReduceLROnPlateau) depends on the metrics seen, not on the step, so it
-  is a small class with ``.step(metric) -> lr``;
+  is a small class with ``.step(metrics) -> lr``;
 - :func:`as_torch_scheduler` turns any of the functions into a ``LambdaLR`` for a torch training
   loop. Torch is imported only there, so importing this module stays light.
 
@@ -37,7 +37,7 @@ from numbers import Integral
 
 import numpy as np
 
-from lessons_lib._checks import check_choice, check_int, check_learning_rate, check_real
+from lessons_lib._checks import check_bool, check_choice, check_int, check_learning_rate, check_real
 
 __all__ = [
     "constant",
@@ -75,14 +75,6 @@ def _result(values, steps: np.ndarray):
     return float(values) if steps.ndim == 0 else values.copy()
 
 
-def _lr(name: str, value, *, allow_zero: bool = False) -> float:
-    """One learning rate as a float (finite, > 0, or >= 0 when ``allow_zero``)."""
-    arr = check_learning_rate(name, value, allow_zero=allow_zero)
-    if arr.ndim != 0:
-        raise ValueError(f"{name} must be a single number, got an array of shape {arr.shape}")
-    return float(arr)
-
-
 def _gamma(value) -> float:
     return check_real("gamma", value, low=0.0, low_open=True)
 
@@ -96,7 +88,7 @@ def constant(step, lr):
     (In torch: no scheduler at all, or ``LambdaLR(opt, lambda t: 1.0)``.)
     """
     t = _steps(step)
-    return _result(_lr("lr", lr), t)
+    return _result(check_learning_rate("lr", lr, scalar=True), t)
 
 
 def step_decay(step, lr, step_size, gamma=0.1):
@@ -105,7 +97,7 @@ def step_decay(step, lr, step_size, gamma=0.1):
     η_t = η_0 · γ^floor(t / step_size)
     """
     t = _steps(step)
-    lr, gamma = _lr("lr", lr), _gamma(gamma)
+    lr, gamma = check_learning_rate("lr", lr, scalar=True), _gamma(gamma)
     step_size = check_int("step_size", step_size, low=1)
     return _result(lr * gamma ** (t // step_size), t)
 
@@ -119,7 +111,7 @@ def multistep(step, lr, milestones, gamma=0.1):
     learning rate, exactly as in torch.
     """
     t = _steps(step)
-    lr, gamma = _lr("lr", lr), _gamma(gamma)
+    lr, gamma = check_learning_rate("lr", lr, scalar=True), _gamma(gamma)
     ok = isinstance(milestones, list | tuple | range | np.ndarray) and all(
         isinstance(m, Integral) and not isinstance(m, bool) and m >= 0 for m in milestones
     )
@@ -136,7 +128,7 @@ def exponential(step, lr, gamma):
     η_t = η_0 · γ^t
     """
     t = _steps(step)
-    lr, gamma = _lr("lr", lr), _gamma(gamma)
+    lr, gamma = check_learning_rate("lr", lr, scalar=True), _gamma(gamma)
     return _result(lr * gamma**t, t)
 
 
@@ -150,7 +142,8 @@ def cosine(step, lr, T_max, eta_min=0.0):
     formula above does the same, so steps > T_max are allowed and still equal torch.
     """
     t = _steps(step)
-    lr, eta_min = _lr("lr", lr), _lr("eta_min", eta_min, allow_zero=True)
+    lr = check_learning_rate("lr", lr, scalar=True)
+    eta_min = check_learning_rate("eta_min", eta_min, allow_zero=True, scalar=True)
     T_max = check_int("T_max", T_max, low=1)
     return _result(eta_min + (lr - eta_min) * (1 + np.cos(np.pi * t / T_max)) / 2, t)
 
@@ -164,7 +157,8 @@ def cosine_restarts(step, lr, T_0, T_mult=1, eta_min=0.0):
     cycle: T_0 for the first, then T_0·T_mult, T_0·T_mult², ...
     """
     t = _steps(step)
-    lr, eta_min = _lr("lr", lr), _lr("eta_min", eta_min, allow_zero=True)
+    lr = check_learning_rate("lr", lr, scalar=True)
+    eta_min = check_learning_rate("eta_min", eta_min, allow_zero=True, scalar=True)
     T_0 = check_int("T_0", T_0, low=1)
     T_mult = check_int("T_mult", T_mult, low=1)
     if T_mult == 1:
@@ -192,7 +186,8 @@ def warmup_cosine(step, lr, warmup_steps, total_steps, eta_min=0.0, start_factor
     ``total_steps`` the cosine climbs back up, as :func:`cosine` does.
     """
     t = _steps(step)
-    lr, eta_min = _lr("lr", lr), _lr("eta_min", eta_min, allow_zero=True)
+    lr = check_learning_rate("lr", lr, scalar=True)
+    eta_min = check_learning_rate("eta_min", eta_min, allow_zero=True, scalar=True)
     total_steps = check_int("total_steps", total_steps, low=1)
     warmup_steps = check_int("warmup_steps", warmup_steps, low=0, high=total_steps - 1)
     s = check_real("start_factor", start_factor, low=0.0, high=1.0, low_open=True)
@@ -225,12 +220,12 @@ def one_cycle(
     ``step == total_steps`` is never used for an update; torch extrapolates the last phase one
     step past its end (it can overshoot η_final, and with "linear" even go below zero).
     """
-    max_lr = _lr("max_lr", max_lr)
+    max_lr = check_learning_rate("max_lr", max_lr, scalar=True)
     total_steps = check_int("total_steps", total_steps, low=1)
     t = _steps(step, high=total_steps)
     pct_start = check_real("pct_start", pct_start, low=0, high=1, low_open=True, high_open=True)
     check_choice("anneal_strategy", anneal_strategy, {"cos", "linear"})
-    check_choice("three_phase", three_phase, {False, True})
+    check_bool("three_phase", three_phase)
     div_factor = check_real("div_factor", div_factor, low=0.0, low_open=True)
     final_div_factor = check_real("final_div_factor", final_div_factor, low=0.0, low_open=True)
 
@@ -272,7 +267,7 @@ def one_cycle(
 class ReduceOnPlateau:
     """ReduceLROnPlateau: cut the learning rate when a metric stops improving.
 
-    ``sched.step(metric)`` returns the learning rate for the next steps. A metric *improves*
+    ``sched.step(metrics)`` returns the learning rate for the next steps. A metric *improves*
     when (mode "min") it falls below best·(1 − threshold) ("rel") or best − threshold ("abs");
     mode "max" mirrors this (above best·(1 + threshold) or best + threshold). After more than
     ``patience`` steps in a row without improvement:
@@ -294,14 +289,14 @@ class ReduceOnPlateau:
         min_lr=0.0,
         eps=1e-8,
     ):
-        self.lr = _lr("lr", lr)
+        self.lr = check_learning_rate("lr", lr, scalar=True)
         self.mode = check_choice("mode", mode, {"min", "max"})
         self.factor = check_real("factor", factor, low=0, high=1, low_open=True, high_open=True)
         self.patience = check_int("patience", patience, low=0)
         self.threshold = check_real("threshold", threshold, low=0.0)
         self.threshold_mode = check_choice("threshold_mode", threshold_mode, {"rel", "abs"})
         self.cooldown = check_int("cooldown", cooldown, low=0)
-        self.min_lr = _lr("min_lr", min_lr, allow_zero=True)
+        self.min_lr = check_learning_rate("min_lr", min_lr, allow_zero=True, scalar=True)
         self.eps = check_real("eps", eps, low=0.0)
         self.best = math.inf if mode == "min" else -math.inf
         self.num_bad_epochs = 0
@@ -313,11 +308,20 @@ class ReduceOnPlateau:
             return metric < (best * (1.0 - th) if self.threshold_mode == "rel" else best - th)
         return metric > (best * (1.0 + th) if self.threshold_mode == "rel" else best + th)
 
-    def step(self, metric) -> float:
-        """Record one value of the metric; return the learning rate now in force."""
-        metric = float(metric)
+    def step(self, metrics) -> float:
+        """Record one value of the watched metric; return the learning rate now in force.
+
+        The argument is called ``metrics``, as in ``ReduceLROnPlateau.step(metrics)``, although
+        it is one number (e.g. this epoch's validation loss).
+        """
+        if isinstance(metrics, str | bytes | bool):
+            raise ValueError(f"metrics must be a number (not NaN), got {metrics!r}")
+        try:
+            metric = float(metrics)
+        except (TypeError, ValueError):
+            raise ValueError(f"metrics must be a number (not NaN), got {metrics!r}") from None
         if math.isnan(metric):
-            raise ValueError("metric must be a number, got nan")
+            raise ValueError("metrics must be a number (not NaN), got nan")
         if self._is_better(metric):
             self.best, self.num_bad_epochs = metric, 0
         else:
@@ -346,7 +350,7 @@ def as_torch_scheduler(optimizer, schedule, **kwargs):
     schedule takes ``lr`` and you do not pass it, each parameter group's own learning rate is used,
     so the lrs in force are those of the native torch scheduler. Arguments are checked here, at
     once, not at the first ``sched.step()``. (:class:`ReduceOnPlateau` needs a metric, not a step:
-    use torch's ReduceLROnPlateau, or set ``group["lr"]`` from ``.step(metric)`` yourself.)
+    use torch's ReduceLROnPlateau, or set ``group["lr"]`` from ``.step(metrics)`` yourself.)
     """
     from torch.optim.lr_scheduler import LambdaLR
 
@@ -355,7 +359,8 @@ def as_torch_scheduler(optimizer, schedule, **kwargs):
     takes_lr = "lr" in inspect.signature(schedule).parameters
     factors = []
     for group in optimizer.param_groups:
-        base_lr = _lr("the optimizer's lr", float(group.get("initial_lr", group["lr"])))
+        base_lr = check_learning_rate("the optimizer's lr",
+                                      float(group.get("initial_lr", group["lr"])), scalar=True)
         args = {"lr": base_lr, **kwargs} if takes_lr else dict(kwargs)
         schedule(0, **args)  # raises ValueError now if an argument is bad
 

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lessons_lib._checks import check_int, check_learning_rate
+from lessons_lib._checks import check_int, check_learning_rate, check_seed
 
 
 def _params(model: nn.Module) -> list[torch.Tensor]:
@@ -82,6 +82,7 @@ def power_iteration(matvec: Callable[[torch.Tensor], torch.Tensor], dim: int, *,
     """
     dim = check_int("dim", dim)
     iters = check_int("iters", iters)
+    seed = check_seed("seed", seed)
     if v0 is None:
         v = torch.randn(dim, generator=torch.Generator().manual_seed(seed), dtype=dtype)
     else:
@@ -152,10 +153,11 @@ def full_batch_gd(model: nn.Module, loss_fn, X: torch.Tensor, y: torch.Tensor, *
     warm-started from the previous eigenvector) every ``every`` steps and after the last one.
     Stops early (``diverged``) if the loss becomes NaN/inf or exceeds 1e3 × its first value.
     """
-    lr = float(check_learning_rate("lr", lr))
+    lr = check_learning_rate("lr", lr, scalar=True)
     steps = check_int("steps", steps)
     every = check_int("every", every)
     iters = check_int("iters", iters)
+    seed = check_seed("seed", seed)
     params = _params(model)
     losses, at, sharp = [], [], []
     v = None

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from lessons_lib import batched, data, models, train
+from lessons_lib import batched, data, models, optimizers, train
 
 STEPS = 40
 
@@ -28,11 +28,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return data.sklearn_dataset("digits")
 
 
 def reference(digits, lr, seed, optimizer, depth=1, width=16, lr_schedule=None):
@@ -54,7 +49,7 @@ def assert_same(runs, k, hist):
         assert runs.final_val_loss[k] == np.inf and runs.final_val_acc[k] == 0.0
 
 
-@pytest.mark.parametrize("optimizer", sorted(train.TORCH_OPTIMIZERS))
+@pytest.mark.parametrize("optimizer", optimizers.TORCH_OPTIMIZERS)
 def test_each_run_equals_train_fit(digits, optimizer):
     lrs = {"sgd": [0.01, 0.3, 50.0], "momentum": [0.01, 0.1, 20.0],
            "rmsprop": [1e-4, 1e-3, 1e-2]}.get(optimizer, [1e-3, 1e-2, 0.1])
@@ -152,10 +147,15 @@ def test_cnn_with_schedule_and_l2(digits):
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [({"channels": 0}, "channels"), ({"image_size": 7}, "image_size"),
-     ({"image_size": 4}, "image_size")],
+    [({"channels": 0}, r"^channels must be an integer >= 1, got 0"),
+     ({"image_size": 7}, r"^image_size must be even and image_size² must equal the number of "
+                         r"features \(64\), got image_size=7"),
+     ({"image_size": 4}, r"^image_size must be even and image_size² must equal the number of "
+                         r"features \(64\), got image_size=4")],
 )
 def test_fit_cnns_bad_arguments(digits, kwargs, match):
+    """Catches a CNN setting that does not fit the images accepted, or refused by a message that
+    does not start with the argument and what it allows."""
     with pytest.raises(ValueError, match=match):
         batched.fit_cnns(digits, lrs=0.1, steps=2, **kwargs)
 
@@ -163,28 +163,37 @@ def test_fit_cnns_bad_arguments(digits, kwargs, match):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"lrs": [-0.1]}, "lrs"),
-        ({"lrs": [np.nan]}, "lrs"),
-        ({"lrs": []}, "lrs"),
-        ({"lrs": [0.0]}, "lrs"),
-        ({"lrs": 0.1, "seeds": -1}, "seeds"),
-        ({"lrs": 0.1, "seeds": [0.5]}, "seeds"),
-        ({"lrs": 0.1, "seeds": []}, "seeds"),
-        ({"lrs": [0.1, 0.2], "seeds": [0, 1, 2]}, "same number"),
-        ({"lrs": 0.1, "l2": -1.0}, "l2"),
-        ({"lrs": 0.1, "decay": np.inf}, "decay"),
-        ({"lrs": 0.1, "steps": 0}, "steps"),
-        ({"lrs": 0.1, "batch_size": 0}, "batch_size"),
-        ({"lrs": 0.1, "batch_size": 10_000}, "batch_size"),
-        ({"lrs": 0.1, "eval_every": 0}, "eval_every"),
-        ({"lrs": 0.1, "width": 0}, "width"),
-        ({"lrs": 0.1, "depth": -1}, "depth"),
-        ({"lrs": 0.1, "diverge": 1.0}, "diverge"),
-        ({"lrs": 0.1, "optimizer": "lbfgs"}, "optimizer"),
-        ({"lrs": 0.1, "lr_factor": 0.5}, "lr_factor"),
+        ({"lrs": [-0.1]}, r"^lrs must be finite and > 0; got \[-0\.1\]"),
+        ({"lrs": [np.nan]}, r"^lrs must be finite and > 0; got \[nan\]"),
+        ({"lrs": []}, r"^lrs must hold at least one learning rate, got an empty array"),
+        ({"lrs": [0.0]}, r"^lrs must be finite and > 0; got \[0\.0\]"),
+        ({"lrs": 0.1, "seeds": -1}, r"^seeds must be an integer >= 0 or an array of them, got -1"),
+        ({"lrs": 0.1, "seeds": [0.5]},
+         r"^seeds must be an integer >= 0 or an array of them, got \[0\.5\]"),
+        ({"lrs": 0.1, "seeds": []},
+         r"^seeds must be an integer >= 0 or an array of them, got \[\]"),
+        ({"lrs": [0.1, 0.2], "seeds": [0, 1, 2]},
+         r"^lrs, seeds, l2 and decay must have one value or the same number of values, "
+         r"got 2, 3, 1 and 1"),
+        ({"lrs": 0.1, "l2": -1.0}, r"^l2 must be finite and >= 0; got -1\.0"),
+        ({"lrs": 0.1, "decay": np.inf}, r"^decay must be finite and >= 0; got inf"),
+        ({"lrs": 0.1, "steps": 0}, r"^steps must be an integer >= 1, got 0"),
+        ({"lrs": 0.1, "batch_size": 0}, r"^batch_size must be an integer in \[1, 1258\], got 0"),
+        ({"lrs": 0.1, "batch_size": 10_000},
+         r"^batch_size must be an integer in \[1, 1258\], got 10000"),
+        ({"lrs": 0.1, "eval_every": 0}, r"^eval_every must be an integer >= 1, got 0"),
+        ({"lrs": 0.1, "width": 0}, r"^width must be an integer >= 1, got 0"),
+        ({"lrs": 0.1, "depth": -1}, r"^depth must be an integer >= 0, got -1"),
+        ({"lrs": 0.1, "diverge": 1.0}, r"^diverge must be a finite number in \(1, inf\), got 1\.0"),
+        ({"lrs": 0.1, "optimizer": "lbfgs"},
+         r"^optimizer must be one of \['adagrad', 'adam', .*'sgd'\], got 'lbfgs'"),
+        ({"lrs": 0.1, "lr_factor": 0.5},
+         r"^lr_factor must be a function of the step or None, got 0\.5"),
     ],
 )
 def test_bad_arguments_raise_value_error(digits, kwargs, match):
+    """Catches a bad sweep setting accepted, or refused by a message that does not start with the
+    argument and what it allows."""
     kwargs = {"steps": 2, **kwargs}
     with pytest.raises(ValueError, match=match):
         batched.fit_mlps(digits, **kwargs)

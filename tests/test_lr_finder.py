@@ -21,10 +21,9 @@ import pytest
 import torch
 from torch import nn
 
-from lessons_lib import lr_finder
+from lessons_lib import data, lr_finder, optimizers
 from lessons_lib.lr_finder import LRFinderResult, exponential_lrs, lr_range_test
 
-matplotlib.use("Agg")
 F = nn.functional.cross_entropy
 TORCH_LR_FINDER_VERSION = "0.2.2"
 
@@ -43,18 +42,12 @@ def toy_model(seed=0, d=8, classes=3):
 
 
 def our_batches(n, batch_size, num_iter, seed):
-    """The index lists lr_range_test draws (same rule as train.fit)."""
-    gen = torch.Generator().manual_seed(seed)
-    order, pos, out = torch.randperm(n, generator=gen), 0, []
-    for _ in range(num_iter):
-        if pos + batch_size > n:
-            order, pos = torch.randperm(n, generator=gen), 0
-        out.append(order[pos:pos + batch_size].tolist())
-        pos += batch_size
-    return out
+    """The index lists lr_range_test draws (those of train.fit: data.minibatch_indices)."""
+    return data.minibatch_indices(n, batch_size, num_iter, seed).tolist()
 
 
-def reference(model, opt, X, y, *, batch_size, start_lr, end_lr, num_iter, smooth, diverge, seed):
+def reference(model, opt, X, y, *, batch_size, start_lr, end_lr, num_iter, smooth_f, diverge_th,
+              seed):
     """torch-lr-finder on the same batches: (lrs, smoothed losses, suggested lr)."""
     import torch_lr_finder  # a requirement of `make test`: missing means FAIL, not skip
 
@@ -64,7 +57,7 @@ def reference(model, opt, X, y, *, batch_size, start_lr, end_lr, num_iter, smoot
                         batch_sampler=our_batches(len(X), batch_size, num_iter, seed))
     finder = torch_lr_finder.LRFinder(model, opt, F)
     finder.range_test(loader, start_lr=start_lr, end_lr=end_lr, num_iter=num_iter,
-                      smooth_f=smooth, diverge_th=diverge)
+                      smooth_f=smooth_f, diverge_th=diverge_th)
     lrs, losses = np.array(finder.history["lr"]), np.array(finder.history["loss"])
     _, suggestion = finder.plot(suggest_lr=True)
     matplotlib.pyplot.close("all")
@@ -78,22 +71,20 @@ def test_reference_version():
 
 
 @pytest.mark.parametrize("optimizer, settings", [
-    ("sgd", dict(batch_size=32, start_lr=1e-5, end_lr=100.0, num_iter=80, smooth=0.05, diverge=5.0,
-                 seed=0)),
-    ("sgd", dict(batch_size=50, start_lr=1e-4, end_lr=10.0, num_iter=60, smooth=0.0, diverge=3.0,
-                 seed=3)),
-    ("adam", dict(batch_size=64, start_lr=1e-6, end_lr=1.0, num_iter=100, smooth=0.1, diverge=4.0,
-                  seed=1)),
-    ("momentum", dict(batch_size=16, start_lr=1e-6, end_lr=10.0, num_iter=90, smooth=0.2,
-                      diverge=5.0, seed=2)),
+    ("sgd", dict(batch_size=32, start_lr=1e-5, end_lr=100.0, num_iter=80, smooth_f=0.05,
+                 diverge_th=5.0, seed=0)),
+    ("sgd", dict(batch_size=50, start_lr=1e-4, end_lr=10.0, num_iter=60, smooth_f=0.0,
+                 diverge_th=3.0, seed=3)),
+    ("adam", dict(batch_size=64, start_lr=1e-6, end_lr=1.0, num_iter=100, smooth_f=0.1,
+                  diverge_th=4.0, seed=1)),
+    ("momentum", dict(batch_size=16, start_lr=1e-6, end_lr=10.0, num_iter=90, smooth_f=0.2,
+                      diverge_th=5.0, seed=2)),
 ])
 def test_same_curve_as_torch_lr_finder(optimizer, settings):
     X, y = toy_data()
     model = toy_model()
-    from lessons_lib.train import TORCH_OPTIMIZERS
-
     ref_model = copy.deepcopy(model)
-    ref_opt = TORCH_OPTIMIZERS[optimizer](ref_model.parameters(), settings["start_lr"])
+    ref_opt = optimizers.torch_optimizer(optimizer, ref_model.parameters(), settings["start_lr"])
     ref_lrs, ref_losses, ref_suggestion = reference(ref_model, ref_opt, X, y, **settings)
     ours = lr_range_test(model, F, X, y, optimizer=optimizer, **settings)
     assert len(ours) == len(ref_lrs) >= 12
@@ -206,48 +197,59 @@ def test_nan_loss_stops_without_recording_it():
 
 
 def test_plot_runs():
+    """Catches the range-test plot not drawing on a log axis, or plotting a non-result."""
     X, y = toy_data()
     res = lr_range_test(toy_model(), F, X, y, start_lr=1e-4, end_lr=1e3, num_iter=60)
     ax = lr_finder.plot_lr_finder(res, label="toy")
     assert ax.get_xscale() == "log"
     matplotlib.pyplot.close("all")
-    with pytest.raises(ValueError, match="result"):
+    with pytest.raises(ValueError, match="^result must be an LRFinderResult, got str"):
         lr_finder.plot_lr_finder("not a result")
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(start_lr=1.0, end_lr=1.0), "start_lr must be smaller than end_lr"),
-    (dict(start_lr=10.0, end_lr=1.0), "start_lr must be smaller than end_lr"),
-    (dict(start_lr=0.0), "start_lr"),
-    (dict(start_lr=-1e-3), "start_lr"),
-    (dict(end_lr=-1.0), "end_lr"),
-    (dict(end_lr=float("nan")), "end_lr"),
-    (dict(end_lr=float("inf")), "end_lr"),
-    (dict(num_iter=1), "num_iter"),
-    (dict(num_iter=2.5), "num_iter"),
-    (dict(batch_size=301), "batch_size"),
-    (dict(batch_size=0), "batch_size"),
-    (dict(optimizer="sgdd"), "optimizer"),
-    (dict(optimizer=3), "optimizer"),
-    (dict(smooth=1.0), "smooth"),
-    (dict(smooth=-0.1), "smooth"),
-    (dict(diverge=1.0), "diverge"),
-    (dict(seed=-1), "seed"),
-    (dict(skip_start=-1), "skip_start"),
+    (dict(start_lr=1.0, end_lr=1.0),
+     r"^start_lr must be smaller than end_lr, got start_lr=1\.0 >= end_lr=1\.0"),
+    (dict(start_lr=10.0, end_lr=1.0),
+     r"^start_lr must be smaller than end_lr, got start_lr=10\.0 >= end_lr=1\.0"),
+    (dict(start_lr=0.0), r"^start_lr must be finite and > 0; got 0\.0"),
+    (dict(start_lr=-1e-3), r"^start_lr must be finite and > 0; got -0\.001"),
+    (dict(end_lr=-1.0), r"^end_lr must be finite and > 0; got -1\.0"),
+    (dict(end_lr=float("nan")), r"^end_lr must be finite and > 0; got nan"),
+    (dict(end_lr=float("inf")), r"^end_lr must be finite and > 0; got inf"),
+    (dict(num_iter=1), r"^num_iter must be an integer >= 2, got 1"),
+    (dict(num_iter=2.5), r"^num_iter must be an integer >= 2, got 2\.5"),
+    (dict(batch_size=301), r"^batch_size must be an integer in \[1, 300\], got 301"),
+    (dict(batch_size=0), r"^batch_size must be an integer in \[1, 300\], got 0"),
+    (dict(optimizer="sgdd"),
+     r"^optimizer must be one of \['adagrad', 'adam', .*'sgd'\], got 'sgdd'"),
+    (dict(optimizer=3), r"^optimizer must be one of \['adagrad', 'adam', .*'sgd'\], a function "
+                        r"\(params, lr\) -> torch optimizer, or a torch\.optim\.Optimizer"),
+    (dict(smooth_f=1.0), r"^smooth_f must be a finite number in \[0, 1\), got 1\.0"),
+    (dict(smooth_f=-0.1), r"^smooth_f must be a finite number in \[0, 1\), got -0\.1"),
+    (dict(diverge_th=1.0), r"^diverge_th must be a finite number in \(1, inf\), got 1\.0"),
+    (dict(seed=-1), r"^seed must be an integer >= 0, got -1"),
+    (dict(skip_start=-1), r"^skip_start must be an integer >= 0, got -1"),
 ])
 def test_bad_arguments(kwargs, match):
+    """Catches a bad range-test setting accepted, or refused by a message that does not start
+    with the argument and what it allows."""
     X, y = toy_data()
     with pytest.raises(ValueError, match=match):
         lr_range_test(toy_model(), F, X, y, **kwargs)
 
 
 def test_bad_model_loss_and_data():
+    """Catches a non-model, a non-function loss or mismatched X, y reaching the sweep."""
     X, y = toy_data()
-    with pytest.raises(ValueError, match="model"):
+    with pytest.raises(ValueError, match=r"^model must be a torch\.nn\.Module, got str"):
         lr_range_test("model", F, X, y)
-    with pytest.raises(ValueError, match="loss_fn"):
+    with pytest.raises(ValueError, match=r"^loss_fn must be a function \(outputs, targets\) -> "
+                                         r"loss, got 'ce'"):
         lr_range_test(toy_model(), "ce", X, y)
-    with pytest.raises(ValueError, match="same non-zero number"):
+    with pytest.raises(ValueError, match=r"^X and y must hold the same non-zero number of "
+                                         r"samples, got 300 and 299"):
         lr_range_test(toy_model(), F, X, y[:-1])
-    with pytest.raises(ValueError, match="lrs and losses"):
+    with pytest.raises(ValueError, match=r"^lrs and losses must be non-empty and of the same "
+                                         r"length, got \(2,\) and \(1,\)"):
         lr_finder.steepest_descent_lr([1.0, 2.0], [1.0])
