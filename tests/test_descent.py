@@ -41,11 +41,13 @@ def test_divergence_is_flagged_and_stopped_not_nan_poisoned():
 
 
 def test_threshold_is_two_over_lambda_max():
+    """Catches a stability threshold other than 2/λmax, or one given for a non-quadratic."""
     bowl = landscapes.quadratic([1.0, 4.0])
     assert descent.gd_threshold(bowl) == 0.5
     path = descent.gradient_descent(bowl, [1.0, 1.0], [0.499, 0.501], steps=5000)
     assert path.diverged.tolist() == [False, True]
-    with pytest.raises(ValueError, match="landscape"):
+    with pytest.raises(ValueError, match=r"^landscape must be a quadratic \(constant curvature\), "
+                                         r"got rosenbrock"):
         descent.gd_threshold(landscapes.rosenbrock())
 
 
@@ -71,21 +73,25 @@ def test_noise_is_seeded():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"lr": -0.1}, "lr must be finite and > 0"),
-        ({"lr": 0.0}, "lr must be finite and > 0"),
-        ({"lr": np.nan}, "lr"),
-        ({"lr": np.inf}, "lr"),
-        ({"lr": [0.1, -1.0]}, "lr"),
-        ({"lr": []}, "lr"),
-        ({"lr": "fast"}, "lr"),
-        ({"steps": 0}, "steps must be an integer >= 1"),
-        ({"steps": 2.5}, "steps"),
-        ({"w0": [1.0, 2.0, 3.0]}, "w0"),
-        ({"w0": [np.nan, 1.0]}, "w0"),
-        ({"noise": -1.0}, "noise"),
+        ({"lr": -0.1}, r"^lr must be finite and > 0; got -0\.1"),
+        ({"lr": 0.0}, r"^lr must be finite and > 0; got 0\.0"),
+        ({"lr": np.nan}, r"^lr must be finite and > 0; got nan"),
+        ({"lr": np.inf}, r"^lr must be finite and > 0; got inf"),
+        ({"lr": [0.1, -1.0]}, r"^lr must be finite and > 0; got \[0\.1, -1\.0\]"),
+        ({"lr": []}, r"^lr must hold at least one learning rate, got an empty array"),
+        ({"lr": "fast"},
+         r"^lr must be a number or an array of numbers, finite and > 0; got the string 'fast'"),
+        ({"steps": 0}, r"^steps must be an integer >= 1, got 0"),
+        ({"steps": 2.5}, r"^steps must be an integer >= 1, got 2\.5"),
+        ({"w0": [1.0, 2.0, 3.0]},
+         r"^w0 must have a last axis of length 2 for quadratic\(1\.0, 20\.0\), got shape \(3,\)"),
+        ({"w0": [np.nan, 1.0]}, r"^w0 must contain only finite numbers \(no NaN or inf\)"),
+        ({"noise": -1.0}, r"^noise must be a finite number in \[0, inf\), got -1\.0"),
     ],
 )
 def test_bad_input_raises_naming_the_argument(kwargs, match):
+    """Catches bad input accepted, or refused by a message that does not start with the argument
+    and what it allows."""
     args = {"w0": [1.0, 1.0], "lr": 0.1, "steps": 10, **kwargs}
     with pytest.raises(ValueError, match=match):
         descent.gradient_descent(landscapes.valley(), **args)

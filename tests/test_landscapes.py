@@ -63,19 +63,29 @@ def test_saddle_is_a_saddle_between_two_minima():
 @pytest.mark.parametrize(
     "make, match",
     [
-        (lambda: landscapes.quadratic([1.0, -2.0]), "curvatures"),
-        (lambda: landscapes.quadratic([]), "curvatures"),
-        (lambda: landscapes.quadratic([1.0, np.nan]), "curvatures"),
-        (lambda: landscapes.parabola(0.0), "curvature"),
-        (lambda: landscapes.valley(steep=-1.0), "steep"),
-        (lambda: landscapes.rosenbrock(b=0.0), "b"),
-        (lambda: landscapes.saddle(up=0.0), "up"),
-        (lambda: landscapes.saddle(down=-1.0), "down"),
-        (lambda: landscapes.saddle(down=np.nan), "down"),
-        (lambda: landscapes.multi_well(dim=0), "dim"),
-        (lambda: landscapes.multi_well(frequency=np.inf), "frequency"),
+        (lambda: landscapes.quadratic([1.0, -2.0]),
+         r"^curvatures must be a non-empty list of numbers > 0, got \[ 1\. -2\.\]"),
+        (lambda: landscapes.quadratic([]),
+         r"^curvatures must be a non-empty list of numbers > 0, got \[\]"),
+        (lambda: landscapes.quadratic([1.0, np.nan]),
+         r"^curvatures must contain only finite numbers \(no NaN or inf\)"),
+        (lambda: landscapes.parabola(0.0),
+         r"^curvature must be a finite number in \(0, inf\), got 0"),
+        (lambda: landscapes.valley(steep=-1.0),
+         r"^steep must be a finite number in \(0, inf\), got -1"),
+        (lambda: landscapes.rosenbrock(b=0.0), r"^b must be a finite number in \(0, inf\), got 0"),
+        (lambda: landscapes.saddle(up=0.0), r"^up must be a finite number in \(0, inf\), got 0"),
+        (lambda: landscapes.saddle(down=-1.0),
+         r"^down must be a finite number in \(0, inf\), got -1"),
+        (lambda: landscapes.saddle(down=np.nan),
+         r"^down must be a finite number in \(0, inf\), got nan"),
+        (lambda: landscapes.multi_well(dim=0), r"^dim must be an integer >= 1, got 0"),
+        (lambda: landscapes.multi_well(frequency=np.inf),
+         r"^frequency must be a finite number in \(0, inf\), got inf"),
     ],
 )
 def test_bad_arguments_name_the_argument(make, match):
+    """Catches a bad landscape setting accepted, or refused by a message that does not start
+    with the argument and what it allows."""
     with pytest.raises(ValueError, match=match):
         make()

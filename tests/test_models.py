@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from lessons_lib import data, models, train
+from lessons_lib import models, train
 
 
 def test_small_cnn_shapes_and_parameter_count():
@@ -41,8 +41,7 @@ def test_small_cnn_seed_fixes_the_weights_and_leaves_the_global_rng_alone():
     assert not torch.equal(a[1].weight, c[1].weight)
 
 
-def test_small_cnn_trains_on_the_digits():
-    digits = data.sklearn_dataset("digits")
+def test_small_cnn_trains_on_the_digits(digits):
     hist = train.fit(models.small_cnn(seed=0), digits, lr=0.05, steps=60, optimizer="momentum",
                      eval_every=30)
     assert not hist.diverged and hist.val_loss[-1] < 0.5 * np.log(10)
@@ -51,13 +50,16 @@ def test_small_cnn_trains_on_the_digits():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"n_out": 0}, "n_out"),
-        ({"channels": 0}, "channels"),
-        ({"channels": 2.5}, "channels"),
-        ({"image_size": 7}, "image_size"),
-        ({"image_size": 0}, "image_size"),
+        ({"n_out": 0}, r"^n_out must be an integer >= 1, got 0"),
+        ({"channels": 0}, r"^channels must be an integer >= 1, got 0"),
+        ({"channels": 2.5}, r"^channels must be an integer >= 1, got 2\.5"),
+        ({"image_size": 7}, r"^image_size must be an even integer >= 2 \(for the 2×2 pooling\), "
+                            r"got 7"),
+        ({"image_size": 0}, r"^image_size must be an integer >= 2, got 0"),
     ],
 )
 def test_small_cnn_bad_arguments(kwargs, match):
+    """Catches a CNN shape that cannot work accepted, or refused by a message that does not start
+    with the argument and what it allows."""
     with pytest.raises(ValueError, match=match):
         models.small_cnn(**kwargs)

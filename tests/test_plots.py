@@ -1,14 +1,10 @@
 """Tests of the animation helpers of lessons_lib.plots: frame count, closed figure, bad input."""
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-from lessons_lib import landscapes, plots  # noqa: E402
+from lessons_lib import landscapes, plots
 
 
 def test_animate_paths_2d_has_the_frames_asked_and_closes_its_figure():
@@ -27,15 +23,20 @@ def test_animate_paths_2d_has_the_frames_asked_and_closes_its_figure():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"frames": 21}, "frames"),
-        ({"frames": 0}, "frames"),
-        ({"every": 0}, "every"),
-        ({"paths": {}}, "paths"),
-        ({"paths": {"a": np.zeros((5, 3))}}, "paths"),
-        ({"paths": [np.zeros((5, 2))]}, "paths"),
+        ({"frames": 21}, r"^frames must be an integer in \[1, 20\], got 21"),
+        ({"frames": 0}, r"^frames must be an integer in \[1, 20\], got 0"),
+        ({"every": 0}, r"^every must be an integer >= 1, got 0"),
+        ({"paths": {}},
+         r"^paths must be a non-empty dict label -> array \(steps \+ 1, 2\), got \{\}"),
+        ({"paths": {"a": np.zeros((5, 3))}},
+         r"^paths\['a'\] must have shape \(steps \+ 1, 2\), got \(5, 3\)"),
+        ({"paths": [np.zeros((5, 2))]},
+         r"^paths must be a non-empty dict label -> array \(steps \+ 1, 2\), got \[array"),
     ],
 )
 def test_animate_paths_2d_bad_arguments(kwargs, match):
+    """Catches an animation setting outside the house limits (≤ 20 frames) or malformed paths
+    accepted, or refused by a message that does not start with the argument and what it allows."""
     args = {"paths": {"a": np.zeros((5, 2))}, **kwargs}
     with pytest.raises(ValueError, match=match):
         plots.animate_paths_2d(landscapes.saddle(), xlim=(-1, 1), ylim=(-1, 1), **args)

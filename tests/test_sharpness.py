@@ -104,6 +104,30 @@ def test_power_iteration_on_a_matrix_and_warm_start():
     assert warm.value == pytest.approx(5.0)
 
 
+@pytest.mark.parametrize("sign", [1.0, -1.0], ids=["top-positive", "top-negative"])
+def test_power_iteration_equals_scipy_eigsh(sign):
+    """Catches power iteration settling on another eigenvalue than the one largest in absolute
+    value, a wrong Rayleigh quotient (e.g. ‖Av‖, which loses the sign) or a vector that is not
+    its eigenvector. Reference: scipy.sparse.linalg.eigsh (ARPACK, which="LM") on a random
+    symmetric 200 × 200 matrix whose other eigenvalues lie in [−1, 1]."""
+    from scipy.sparse.linalg import eigsh
+
+    rng = np.random.default_rng(3)
+    q, _ = np.linalg.qr(rng.standard_normal((200, 200)))
+    spectrum = rng.uniform(-1.0, 1.0, 200)
+    spectrum[17] = 1.6 * sign
+    A = (q * spectrum) @ q.T
+    A = (A + A.T) / 2
+    [value], vectors = eigsh(A, k=1, which="LM")
+    assert value == pytest.approx(1.6 * sign, rel=1e-10)  # the reference finds what we built
+
+    At = torch.from_numpy(A)
+    top = S.power_iteration(lambda v: At @ v, 200, iters=150, seed=1, dtype=torch.float64)
+    assert top.value == pytest.approx(value, rel=1e-10)
+    assert abs(float(top.vector @ torch.from_numpy(vectors[:, 0]))) == pytest.approx(1.0, rel=1e-10)
+    assert torch.linalg.vector_norm(top.vector).item() == pytest.approx(1.0, rel=1e-12)
+
+
 def test_model_untouched():
     model, X, y = small_problem()
     F(model(X), y).backward()
@@ -149,32 +173,41 @@ def test_full_batch_gd_detects_divergence():
 
 
 def test_bad_arguments():
+    """Catches a bad argument accepted, or refused by a message that does not start with the
+    argument and what it allows."""
     model, X, y = small_problem()
     params = list(model.parameters())
-    with pytest.raises(ValueError, match="v must be a flat tensor of length 51"):
+    with pytest.raises(ValueError,
+                       match=r"^v must be a flat tensor of length 51 \(the number of parameters\), "
+                             r"got torch\.Size\(\[50\]\)"):
         S.hvp(lambda: F(model(X), y), params, torch.zeros(50, dtype=torch.float64))
-    with pytest.raises(ValueError, match="v must be"):
+    with pytest.raises(ValueError,
+                       match=r"^v must be a flat tensor of length 51 \(the number of parameters\), "
+                             r"got list"):
         S.hvp(lambda: F(model(X), y), params, [0.0] * 51)
-    with pytest.raises(ValueError, match="iters"):
+    with pytest.raises(ValueError, match="^iters must be an integer >= 1, got 0"):
         S.top_eigenvalue(model, F, X, y, iters=0)
-    with pytest.raises(ValueError, match="model"):
+    with pytest.raises(ValueError, match=r"^model must be a torch\.nn\.Module, got str"):
         S.top_eigenvalue("net", F, X, y)
-    with pytest.raises(ValueError, match="loss_fn"):
+    with pytest.raises(ValueError,
+                       match=r"^loss_fn must be a function \(outputs, targets\) -> loss, got None"):
         S.top_eigenvalue(model, None, X, y)
-    with pytest.raises(ValueError, match="v0 must be a flat tensor of length 51"):
+    with pytest.raises(ValueError,
+                       match=r"^v0 must be a flat tensor of length 51 or None, "
+                             r"got torch\.Size\(\[3\]\)"):
         S.top_eigenvalue(model, F, X, y, v0=torch.ones(3))
-    with pytest.raises(ValueError, match="v0 must be finite and non-zero"):
+    with pytest.raises(ValueError, match="^v0 must be finite and non-zero"):
         S.top_eigenvalue(model, F, X, y, v0=torch.zeros(51, dtype=torch.float64))
-    with pytest.raises(ValueError, match="dim"):
+    with pytest.raises(ValueError, match="^dim must be an integer >= 1, got 0"):
         S.power_iteration(lambda v: v, 0)
     frozen = nn.Linear(2, 2).requires_grad_(False)
-    with pytest.raises(ValueError, match="trainable"):
+    with pytest.raises(ValueError, match="^model must have at least one trainable parameter"):
         S.top_eigenvalue(frozen, F, torch.zeros(3, 2), torch.zeros(3, dtype=torch.long))
-    with pytest.raises(ValueError, match="lr"):
+    with pytest.raises(ValueError, match=r"^lr must be finite and > 0; got -0\.1"):
         S.full_batch_gd(model, F, X, y, lr=-0.1, steps=10)
-    with pytest.raises(ValueError, match="lr"):
+    with pytest.raises(ValueError, match="^lr must be finite and > 0; got nan"):
         S.full_batch_gd(model, F, X, y, lr=float("nan"), steps=10)
-    with pytest.raises(ValueError, match="steps"):
+    with pytest.raises(ValueError, match="^steps must be an integer >= 1, got 0"):
         S.full_batch_gd(model, F, X, y, lr=0.1, steps=0)
-    with pytest.raises(ValueError, match="every"):
+    with pytest.raises(ValueError, match="^every must be an integer >= 1, got 0"):
         S.full_batch_gd(model, F, X, y, lr=0.1, steps=10, every=0)
