@@ -114,3 +114,17 @@ def minibatch_indices(n: int, batch_size: int, steps: int, seed: int = 0) -> tor
     epochs = -(-steps // per_epoch)
     order = [torch.randperm(n, generator=gen)[:per_epoch * batch_size] for _ in range(epochs)]
     return torch.cat(order).view(-1, batch_size)[:steps]
+
+
+def one_hot_subset(split: Split, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``n`` training samples of a classification ``split`` and their labels as one-hot
+    rows: ``X (n, features)`` and ``Y (n, classes)``, float32, where ``Y[i, c] = 1`` if sample ``i``
+    is of class ``c`` and 0 otherwise (targets for a squared-error loss).
+
+    A fixed subset for full-batch experiments: every step can see all ``n`` samples.
+    """
+    if not isinstance(split, Split) or split.task != "classification":
+        raise ValueError(f"split must be a classification data.Split, got {split!r:.60}")
+    n = check_int("n", n, high=len(split.X_train))
+    Y = torch.nn.functional.one_hot(split.y_train[:n], split.n_outputs).float()
+    return split.X_train[:n], Y

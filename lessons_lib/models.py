@@ -77,3 +77,40 @@ def small_cnn(n_out: int = 10, *, channels: int = 8, image_size: int = 8, seed: 
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable numbers in ``model``."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def tiny_net(seed: int = 0, *, n_in: int = 64, width: int = 32, n_out: int = 10) -> nn.Sequential:
+    """The small network of chapter 2's full-batch experiments: ``n_in`` → ``width`` tanh units →
+    ``n_out`` (by default 64 pixels → 32 → 10 digits, 2410 weights).
+
+    Weights start at PyTorch's default initialisation drawn right after
+    ``torch.manual_seed(seed)``, so ``tiny_net(s)`` is the network that
+    ``torch.manual_seed(s); nn.Sequential(nn.Linear(64, 32), nn.Tanh(), nn.Linear(32, 10))``
+    builds; the global random state is left as it was.
+    """
+    n_in, width, n_out = (check_int(name, value) for name, value in
+                          (("n_in", n_in), ("width", width), ("n_out", n_out)))
+    seed = check_seed("seed", seed)
+    gen_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        model = nn.Sequential(nn.Linear(n_in, width), nn.Tanh(), nn.Linear(width, n_out))
+    finally:
+        torch.random.set_rng_state(gen_state)
+    return model
+
+
+def half_squared_error(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """½ ‖out − target‖², summed over the outputs and averaged over the samples (the rows).
+
+    With one-hot targets (:func:`lessons_lib.data.one_hot_subset`) this is the loss of chapter 2's
+    full-batch experiments; its Hessian with respect to the outputs is the identity, which keeps
+    the curvature of the loss that of the network.
+    """
+    if not isinstance(out, torch.Tensor) or not isinstance(target, torch.Tensor):
+        raise ValueError("out and target must be torch tensors, got "
+                         f"{type(out).__name__} and {type(target).__name__}")
+    if out.dim() != 2 or out.shape != target.shape:
+        raise ValueError("out and target must be 2-d tensors of the same shape (samples, outputs), "
+                         f"got {tuple(out.shape)} and {tuple(target.shape)}")
+    return 0.5 * ((out - target) ** 2).sum(1).mean()

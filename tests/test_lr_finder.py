@@ -28,6 +28,13 @@ F = nn.functional.cross_entropy
 TORCH_LR_FINDER_VERSION = "0.2.2"
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread, as the lessons run (conftest puts the thread count back after each
+    test): these tiny models only lose time to a second thread."""
+    torch.set_num_threads(1)
+
+
 def toy_data(n=300, d=8, classes=3, seed=0):
     gen = torch.Generator().manual_seed(seed)
     X = torch.randn(n, d, generator=gen)
@@ -253,3 +260,203 @@ def test_bad_model_loss_and_data():
     with pytest.raises(ValueError, match=r"^lrs and losses must be non-empty and of the same "
                                          r"length, got \(2,\) and \(1,\)"):
         lr_finder.steepest_descent_lr([1.0, 2.0], [1.0])
+
+
+# --- the readings: fastai's valley and minimum, transcribed, and the choice by name ----------
+
+def fastai_valley(lrs, losses, num_it):
+    """fastai's ``valley`` (fastai/callback/schedule.py, fastai 2.7), transcribed line by line."""
+    n = len(losses)
+    max_start, max_end = 0, 0
+
+    # find the longest valley
+    lds = [1] * n
+    for i in range(1, n):
+        for j in range(0, i):
+            if (losses[i] < losses[j]) and (lds[i] < lds[j] + 1):
+                lds[i] = lds[j] + 1
+            if lds[max_end] < lds[i]:
+                max_end = i
+                max_start = max_end - lds[max_end]
+
+    sections = (max_end - max_start) / 3
+    idx = max_start + int(sections) + int(sections / 2)
+
+    return float(lrs[idx]), (float(lrs[idx]), losses[idx])
+
+
+def fastai_minimum(lrs, losses, num_it):
+    """fastai's ``minimum`` (same file), transcribed."""
+    lr_min = lrs[losses.argmin()].item()
+    loss_idx = losses[min(range(len(lrs)), key=lambda i: abs(lrs[i] - lr_min))]
+    return lr_min / 10, (lr_min, loss_idx)
+
+
+def fastai_trim(lrs, losses, num_it):
+    """What ``Learner.lr_find`` hands the readings: ``[num_it//10:-5]`` of the recorded curve (as
+    float64 tensors here; fastai's are float32, which could only break ties differently)."""
+    return (torch.tensor(np.asarray(lrs)[num_it // 10:-5]),
+            torch.tensor(np.asarray(losses)[num_it // 10:-5]))
+
+
+def test_valley_is_fastais_on_random_curves():
+    """Catches the vectorised valley drifting from fastai's double loop: random walks, curves with
+    ties (rounded values), monotone curves (where fastai's start index is -1) and tiny ones."""
+    rng = np.random.default_rng(0)
+    curves = [np.cumsum(rng.normal(size=n)) for n in (1, 2, 3, 5, 17, 60, 120) for _ in range(6)]
+    curves += [np.round(rng.normal(size=40), 1) for _ in range(10)]  # many ties
+    curves += [np.linspace(3, 1, 30), np.linspace(1, 3, 30), np.ones(12),
+               np.r_[np.linspace(2, 1, 10), np.linspace(1, 5, 10)]]
+    for losses in curves:
+        lrs = np.geomspace(1e-6, 1.0, losses.size)
+        expected, _ = fastai_valley(torch.tensor(lrs), torch.tensor(losses), 100)
+        assert lr_finder.valley_lr(lrs, losses) == expected
+
+
+@pytest.mark.parametrize("optimizer, end_lr", [("sgd", 1e4), ("adam", 1e4)])
+def test_readings_are_fastais_on_range_test_curves(optimizer, end_lr):
+    """Catches "valley" or "min/10" reading a different part of the curve than fastai's
+    ``lr_find`` does: the same curve, trimmed fastai's way, through the transcribed functions."""
+    X, y = toy_data()
+    res = lr_range_test(toy_model(), F, X, y, optimizer=optimizer, start_lr=1e-6, end_lr=end_lr)
+    assert res.diverged and len(res) > 30
+    lrs, losses = fastai_trim(res.lrs, res.losses, 100)
+    assert res.reading("valley") == fastai_valley(lrs, losses, 100)[0]
+    assert res.reading("min/10") == pytest.approx(fastai_minimum(lrs, losses, 100)[0], rel=1e-15)
+
+
+def test_each_named_reading_is_returned_as_the_suggestion():
+    """Catches ``suggestion=`` ignored, a reading computed on another curve than the one
+    returned, or "midway" / "by_optimizer" not being what they are documented to be."""
+    X, y = toy_data()
+    results = {name: lr_range_test(toy_model(), F, X, y, start_lr=1e-5, end_lr=1e3,
+                                   suggestion=name) for name in lr_finder.SUGGESTIONS}
+    first = results["steepest"]
+    for name, res in results.items():
+        np.testing.assert_array_equal(res.losses, first.losses)  # one curve, read five ways
+        assert res.suggestion_name == name
+        assert res.suggestion == res.reading(name) == lr_finder.read_suggestion(
+            res.lrs, res.losses, name, sgd=True)
+    steep, valley = first.reading("steepest"), first.reading("valley")
+    assert steep != valley  # else "midway" would be tested on nothing
+    assert first.reading("midway") == pytest.approx(np.sqrt(steep * valley), rel=1e-12)
+    trimmed = first.losses[10:len(first) - 5]
+    assert first.reading("min/10") == first.lrs[10 + int(np.argmin(trimmed))] / 10
+
+
+@pytest.mark.parametrize("optimizer, sgd", [
+    ("sgd", True), ("momentum", True), ("adam", False), ("rmsprop", False),
+    (lambda p, lr: torch.optim.SGD(p, lr=lr, nesterov=True, momentum=0.8), True),
+    (lambda p, lr: torch.optim.AdamW(p, lr=lr), False),
+])
+def test_by_optimizer_reads_min10_for_sgd_and_valley_otherwise(optimizer, sgd):
+    """Catches the by-optimizer reading taking the wrong rule for an optimizer given by name or by
+    a factory."""
+    X, y = toy_data()
+    res = lr_range_test(toy_model(), F, X, y, optimizer=optimizer, start_lr=1e-5, end_lr=1e2,
+                        suggestion="by_optimizer")
+    assert res.sgd is sgd
+    assert res.suggestion == res.reading("min/10" if sgd else "valley")
+
+
+def test_bad_reading_names():
+    """Catches an unknown reading accepted, or refused without naming the argument and the
+    allowed names."""
+    X, y = toy_data()
+    allowed = r"\['by_optimizer', 'midway', 'min/10', 'steepest', 'valley'\]"
+    with pytest.raises(ValueError, match=rf"^suggestion must be one of {allowed}, got 'fastest'"):
+        lr_range_test(toy_model(), F, X, y, suggestion="fastest")
+    res = lr_range_test(toy_model(), F, X, y, num_iter=30)
+    with pytest.raises(ValueError, match=rf"^name must be one of {allowed}, got 'min'"):
+        res.reading("min")
+    with pytest.raises(ValueError, match=rf"^name must be one of {allowed}, got None"):
+        lr_finder.read_suggestion(res.lrs, res.losses, None)
+    with pytest.raises(ValueError, match=rf"^readings must be one of {allowed}, got 'x'"):
+        lr_finder.plot_lr_finder(res, readings=["valley", "x"])
+    with pytest.raises(ValueError, match=r"^lrs and losses must be non-empty and of the same "
+                                         r"length, got \(3,\) and \(2,\)"):
+        lr_finder.valley_lr([1.0, 2.0, 3.0], [1.0, 2.0])
+
+
+def test_plot_marks_the_readings_asked_for():
+    """Catches a reading drawn at another rate than it reads, or without its legend label."""
+    X, y = toy_data()
+    res = lr_range_test(toy_model(), F, X, y, start_lr=1e-4, end_lr=1e3, num_iter=60)
+    ax = lr_finder.plot_lr_finder(res, readings=["steepest", "valley", "min/10"])
+    marks = {line.get_label(): line.get_xdata()[0] for line in ax.lines
+             if line.get_label() in lr_finder.SUGGESTIONS}
+    assert marks == {name: res.reading(name) for name in ("steepest", "valley", "min/10")}
+    matplotlib.pyplot.close("all")
+
+
+# --- the study of the readings against full sweeps ------------------------------------------
+
+
+def test_study_miniature_matches_direct_runs():
+    """A 2-seed miniature of :func:`reading_study` on two small tasks. Catches a reading that is
+    not the range test's, a sweep loss that is not the training it claims (checked against
+    ``train.fit`` for one rate and seed), a loss at a reading paired with the wrong seed, and a
+    swept best that is not the lowest mean loss."""
+    from lessons_lib import models, train
+
+    study = lr_finder.reading_study(["wine, MLP, Adam", "breast cancer, logistic, SGD"],
+                                    seeds=(0, 1), steps=60, per_decade=2)
+    assert list(study) == ["wine, MLP, Adam", "breast cancer, logistic, SGD"]
+    wine = lr_finder.study_data("wine")
+    res = study["wine, MLP, Adam"]
+    assert res.grid.size == 7 and res.sweep_loss.shape == (7, 2)  # 10^-4 … 10^-1, 2 a decade
+    np.testing.assert_allclose(np.log10(res.grid), np.arange(-4.0, -0.9, 0.5))
+    for k, seed in enumerate((0, 1)):
+        found = lr_range_test(models.mlp(13, 3, width=16, seed=seed), F, wine.X_train,
+                              wine.y_train, optimizer="adam", seed=seed)
+        for name in lr_finder.SUGGESTIONS:
+            assert res.readings[name][k] == found.reading(name)
+        valley = found.reading("valley")
+        hist = train.fit(models.mlp(13, 3, width=16, seed=seed), wine, lr=valley, steps=60,
+                         optimizer="adam", seed=seed)
+        assert res.loss_at["valley"][k] == pytest.approx(hist.final_val_loss, rel=1e-4)
+    hist = train.fit(models.mlp(13, 3, width=16, seed=1), wine, lr=float(res.grid[3]), steps=60,
+                     optimizer="adam", seed=1)
+    assert res.sweep_loss[3, 1] == pytest.approx(hist.final_val_loss, rel=1e-4)
+    assert res.best_lr == res.grid[np.argmin(res.sweep_loss.mean(1))]
+    assert res.best_loss == res.sweep_loss.mean(1).min()
+    assert res.ratio("valley") == pytest.approx(
+        np.sqrt(res.readings["valley"].prod()) / res.best_lr)
+    assert res.regret("valley") == pytest.approx(res.loss_at["valley"].mean() / res.best_loss)
+    np.testing.assert_array_equal(res.loss_at["by_optimizer"], res.loss_at["valley"])  # Adam
+    cancer = study["breast cancer, logistic, SGD"]
+    np.testing.assert_array_equal(cancer.loss_at["by_optimizer"], cancer.loss_at["min/10"])
+    np.testing.assert_allclose(np.log10(cancer.grid), np.arange(-2.5, 0.6, 0.5))
+
+
+def test_study_cnn_and_regression_tasks_run():
+    """Catches the CNN branch or the regression loss of the study breaking (one seed, few
+    steps)."""
+    for name in ("digits, CNN, momentum", "diabetes, MLP, SGD"):
+        res = lr_finder.study_task(name, seeds=0, steps=20, per_decade=1)
+        assert res.sweep_loss.shape == (res.grid.size, 1)
+        assert np.isfinite(res.sweep_loss).any()
+        assert all(np.isfinite(res.readings[n]).all() for n in lr_finder.SUGGESTIONS)
+
+
+def test_study_tasks_and_data():
+    """Catches a study task whose data set or optimizer does not exist, or data that are not
+    what the docstring says (sizes, standardised regression target)."""
+    from lessons_lib.optimizers import TORCH_OPTIMIZERS
+
+    for task in lr_finder.STUDY_TASKS.values():
+        assert task.optimizer in TORCH_OPTIMIZERS and task.model in ("mlp", "cnn")
+    assert sum(t.held_out for t in lr_finder.STUDY_TASKS.values()) == 7
+    sizes = {"moons": 600, "diabetes": 442, "linear": 1000}
+    for name, n in sizes.items():
+        split = lr_finder.study_data(name)
+        assert len(split.X_train) + len(split.X_val) == n
+    y = torch.cat([lr_finder.study_data("diabetes").y_train,
+                   lr_finder.study_data("diabetes").y_val])
+    assert abs(float(y.mean())) < 1e-5 and float(y.std(unbiased=False)) == pytest.approx(1, 1e-5)
+    with pytest.raises(ValueError, match=r"^name must be one of \[.*'wine, MLP, SGD'\], got 'x'"):
+        lr_finder.study_task("x")
+    with pytest.raises(ValueError, match=r"^name must be one of \['breast_cancer', 'diabetes', "):
+        lr_finder.study_data("iris")
+    with pytest.raises(ValueError, match=r"^names must hold at least one task"):
+        lr_finder.reading_study([])
