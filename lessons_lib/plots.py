@@ -9,9 +9,24 @@ from matplotlib import animation
 from lessons_lib._checks import check_int
 from lessons_lib.descent import DescentPath
 from lessons_lib.landscapes import Landscape
+from lessons_lib.optimizers import OPTIMIZERS
 
 #: The colours of the house style, one per learning rate in a chapter (colour-blind safe, Okabe-Ito).
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+
+#: One colour per optimizer of :data:`lessons_lib.optimizers.OPTIMIZERS` (the palette in the
+#: registry's order), so that SGD, momentum, …, AdaBelief look the same in every lesson.
+OPTIMIZER_COLORS = dict(zip(OPTIMIZERS, PALETTE))
+
+#: Colour and line style of each learning-rate schedule, the same in every lesson of chapter 3
+#: ("fixed" is the constant schedule under the name a comparison gives it).
+SCHEDULE_STYLE = {
+    "constant": ("0.55", ":"), "fixed": ("0.55", ":"),
+    "step decay": (PALETTE[1], "-"), "multistep": (PALETTE[2], "-"),
+    "exponential": (PALETTE[3], "-"), "cosine": (PALETTE[0], "-"),
+    "cosine restarts": (PALETTE[5], "-"), "warmup + cosine": (PALETTE[4], "-"),
+    "one-cycle": (PALETTE[7], "-"), "reduce on plateau": ("0.55", "--"),
+}
 
 #: Matplotlib settings of the house style: thick lines, no chart junk, no titles (captions say it).
 PLOT_STYLE = {
@@ -138,3 +153,148 @@ def animate_paths_2d(landscape: Landscape, paths: dict, xlim, ylim, frames: int 
         return trails + dots + [step_text]
 
     return _animation(fig, draw, frames, interval=400)
+
+
+def _scrub_runs(landscape: Landscape, lrs, steps, start,
+                paths) -> dict[float, dict[str, np.ndarray]]:
+    """The runs of :func:`animate_lr_scrub`: ``{η: {label: array (steps + 1, dim)}}``, η rising."""
+    from lessons_lib._checks import check_learning_rate
+    from lessons_lib.descent import gradient_descent
+
+    if paths is None:
+        if lrs is None or steps is None or start is None:
+            raise ValueError("give lrs, steps and start (to run gradient descent) or paths "
+                             "(precomputed runs), got neither")
+        rates = np.sort(check_learning_rate("lrs", lrs).reshape(-1))
+        if len(np.unique(rates)) != rates.size:
+            raise ValueError(f"lrs must not repeat a learning rate, got {rates.tolist()}")
+        check_int("len(lrs)", rates.size, low=1, high=20)
+        run = gradient_descent(landscape, start, rates, steps)
+        return {float(lr): {"": run.w[:, j]} for j, lr in enumerate(rates)}
+    if lrs is not None or steps is not None or start is not None:
+        raise ValueError("give either lrs, steps and start or paths, not both")
+    if not isinstance(paths, dict) or not paths:
+        raise ValueError("paths must be a non-empty dict learning rate -> array (steps + 1, dim) "
+                         f"or -> dict label -> array, got {paths!r}")
+    check_int("len(paths)", len(paths), low=1, high=20)
+    runs: dict[float, dict[str, np.ndarray]] = {}
+    for lr, value in paths.items():
+        rate = check_learning_rate("each key of paths", lr, scalar=True)
+        group = value if isinstance(value, dict) else {"": value}
+        if not group:
+            raise ValueError(f"paths[{lr!r}] must hold at least one run, got an empty dict")
+        runs[rate] = {}
+        for label, points in group.items():
+            arr = np.asarray(points, dtype=float)
+            if landscape.dim == 1 and arr.ndim == 1:
+                arr = arr[:, None]
+            if arr.ndim != 2 or arr.shape[1] != landscape.dim or len(arr) < 1:
+                where = f"paths[{lr!r}]" + (f"[{label!r}]" if label else "")
+                raise ValueError(f"{where} must have shape (steps + 1, {landscape.dim}), "
+                                 f"got {arr.shape}")
+            runs[rate][str(label)] = arr
+    return dict(sorted(runs.items()))
+
+
+def animate_lr_scrub(landscape: Landscape, lrs=None, steps: int | None = None, start=None, *,
+                     paths: dict | None = None, xlim=(-3.5, 3.5), ylim=None,
+                     marks: dict | None = None, colors: dict | None = None,
+                     legend_loc: str = "upper right",
+                     interval: int = 700) -> animation.FuncAnimation:
+    """An η slider: a jshtml animation whose frames are learning rates, not steps.
+
+    Frame ``k`` shows the *whole* descent path at the ``k``-th learning rate (in increasing
+    order), so scrubbing the animation's slider sweeps η and the path changes from creeping to
+    oscillating to diverging. Give either
+
+    - ``lrs``, ``steps`` and ``start``: the paths are run here with
+      :func:`lessons_lib.descent.gradient_descent` (all rates from ``start``, ``steps`` updates), or
+    - ``paths``: precomputed runs, a dict mapping each learning rate to the points of one run, an
+      array of shape ``(steps + 1, dim)``, or to a dict ``label -> array`` for several runs per
+      rate (e.g. two optimizers at the same η; one colour per label, from ``colors`` or the
+      palette in order, and a legend at ``legend_loc``).
+
+    At most 20 rates (one frame each). A 1-D landscape is drawn as its loss curve with the path
+    as dots on it (``xlim``; ``ylim`` defaults to the curve's range); a 2-D one as level sets
+    with the path on top (``xlim``, ``ylim`` required). A strip below is a log axis of η with a
+    dot at the current rate and dashed lines at ``marks`` (label -> rate, e.g. ``{"2/λ": 2.0}``).
+    The corner text gives η and the loss at the path's last point, or "diverged" for a run whose
+    points stop being finite (where :class:`~lessons_lib.descent.DescentPath` stops a run that
+    blew up). The figure is closed, so only the animation shows in the notebook.
+    """
+    from lessons_lib._checks import check_learning_rate
+
+    if landscape.dim not in (1, 2):
+        raise ValueError(f"landscape must have 1 or 2 dimensions, got dim {landscape.dim}")
+    if landscape.dim == 2 and (xlim is None or ylim is None):
+        raise ValueError("xlim and ylim must both be given for a 2-D landscape")
+    interval = check_int("interval", interval)
+    runs = _scrub_runs(landscape, lrs, steps, start, paths)
+    rates = np.array(list(runs))
+    labels = list(dict.fromkeys(label for group in runs.values() for label in group))
+    if colors is None:
+        colors = {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(labels)}
+    missing = [label for label in labels if label not in colors]
+    if missing:
+        raise ValueError(f"colors must give a colour for every label, missing {missing}")
+    marks = {} if marks is None else dict(marks)
+    for name, value in marks.items():
+        check_learning_rate(f"marks[{name!r}]", value, scalar=True)
+
+    fig, (ax, strip) = plt.subplots(2, 1, figsize=(6.4, 4.6), height_ratios=[5, 1])
+    if landscape.dim == 1:
+        grid = np.linspace(*xlim, 300)
+        curve = landscape.loss(grid[:, None])
+        ax.plot(grid, curve, color="0.6", lw=1.5)
+        top = float(curve.max())
+        ax.set(xlabel="weight $w$", ylabel="loss $L(w)$", xlim=xlim,
+               ylim=ylim if ylim is not None else (-0.05 * top, 1.05 * top))
+    else:
+        contour(landscape, ax, xlim, ylim)
+        if landscape.minimum is not None:
+            ax.plot(*landscape.minimum, "k*", ms=12)
+    lines = {}
+    for label in labels:
+        (lines[label],) = ax.plot([], [], "o-", ms=4, lw=1.2, color=colors[label],
+                                  label=label or None)
+    if any(labels):
+        ax.legend(loc=legend_loc, fontsize=8)
+    # the corner the path leaves free: above the bowl in 1-D, bottom right in 2-D
+    x, y, ha, va = (0.5, 0.97, "center", "top") if landscape.dim == 1 else (0.98, 0.03, "right",
+                                                                          "bottom")
+    status = ax.text(x, y, "", transform=ax.transAxes, ha=ha, va=va,
+                     bbox=dict(facecolor="white", edgecolor="none", alpha=0.8))
+
+    strip.set(xscale="log", xlim=(rates.min() / 1.5, rates.max() * 1.5), ylim=(0, 1), yticks=[],
+              xlabel="learning rate η (log scale)")
+    strip.grid(False)
+    strip.spines["left"].set_visible(False)
+    strip.plot(rates, np.full(rates.size, 0.5), "|", color="0.6", ms=10)
+    for name, value in marks.items():
+        strip.axvline(value, color="k", ls="--", lw=1)
+        strip.text(value, 0.95, f" {name}", va="top", ha="left", fontsize=9)
+    (knob,) = strip.plot([], [], "o", color=PALETTE[3], ms=10)
+
+    def draw(k):
+        lr = float(rates[k])
+        group = runs[lr]
+        words = []
+        for label, line in lines.items():
+            arr = group.get(label)
+            if arr is None:
+                line.set_data([], [])
+                continue
+            y = landscape.loss(arr) if landscape.dim == 1 else arr[:, 1]
+            line.set_data(arr[:, 0], y)
+            end = arr[-1]
+            prefix = f"{label}: " if label else ""
+            if np.isfinite(arr).all():
+                words.append(f"{prefix}loss {float(landscape.loss(arr[0])):.2g} → "
+                             f"{float(landscape.loss(end)):.2g} in {len(arr) - 1} steps")
+            else:
+                words.append(f"{prefix}diverged")
+        status.set_text("\n".join([f"η = {lr:.3g}"] + words))
+        knob.set_data([lr], [0.5])
+        return list(lines.values()) + [status, knob]
+
+    return _animation(fig, draw, len(rates), interval=interval)

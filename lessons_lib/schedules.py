@@ -20,24 +20,29 @@ schedule against torch step by step.
 - :func:`constant`, :func:`step_decay` (StepLR), :func:`multistep` (MultiStepLR),
   :func:`exponential` (ExponentialLR), :func:`cosine` (CosineAnnealingLR),
   :func:`cosine_restarts` (CosineAnnealingWarmRestarts), :func:`warmup_cosine`
-  (SequentialLR of LinearLR then CosineAnnealingLR), :func:`one_cycle` (OneCycleLR);
+  (SequentialLR of LinearLR then CosineAnnealingLR), :func:`one_cycle` (OneCycleLR), and
+  :func:`one_cycle_momentum`, the momentum that OneCycleLR cycles against the rate;
 - :class:`ReduceOnPlateau` (ReduceLROnPlateau) depends on the metrics seen, not on the step, so it
   is a small class with ``.step(metrics) -> lr``;
 - :func:`as_torch_scheduler` turns any of the functions into a ``LambdaLR`` for a torch training
-  loop. Torch is imported only there, so importing this module stays light.
+  loop; :func:`scheduled_sgd` makes an SGD optimizer that follows a different schedule (rate and
+  momentum) in each of many stacked runs, for :func:`lessons_lib.batched.fit_mlps`. Torch is
+  imported only inside those two, so importing this module stays light.
 
 Bad arguments raise ``ValueError`` naming the argument and the values allowed.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from numbers import Integral
 
 import numpy as np
 
-from lessons_lib._checks import check_bool, check_choice, check_int, check_learning_rate, check_real
+from lessons_lib._checks import (check_bool, check_choice, check_finite_array, check_int,
+                                 check_learning_rate, check_real)
 
 __all__ = [
     "constant",
@@ -48,7 +53,9 @@ __all__ = [
     "cosine_restarts",
     "warmup_cosine",
     "one_cycle",
+    "one_cycle_momentum",
     "ReduceOnPlateau",
+    "scheduled_sgd",
     "as_torch_scheduler",
     "as_lambda_lr",
 ]
@@ -231,16 +238,26 @@ def one_cycle(
 
     initial = max_lr / div_factor
     final = initial / final_div_factor
-    # (last step of the phase, lr at its start, lr at its end), with torch's (float) boundaries
+    # (last step of the phase, lr at its start, lr at its end)
+    ends = _one_cycle_ends(total_steps, pct_start, three_phase)
+    values = [initial, max_lr, initial, final] if three_phase else [initial, max_lr, final]
+    phases = list(zip(ends, values[:-1], values[1:]))
+
+    return _result(_through_phases(t, phases, anneal_strategy, pct_start, total_steps), t)
+
+
+def _one_cycle_ends(total_steps, pct_start, three_phase) -> list[float]:
+    """The last step of each phase of OneCycleLR, with torch's (float) boundaries."""
     up_end = pct_start * total_steps - 1
     if three_phase:
-        down_end = 2 * pct_start * total_steps - 2
-        phases = [(up_end, initial, max_lr), (down_end, max_lr, initial)]
-        phases += [(total_steps - 1, initial, final)]
-    else:
-        phases = [(up_end, initial, max_lr), (total_steps - 1, max_lr, final)]
+        return [up_end, 2 * pct_start * total_steps - 2, total_steps - 1]
+    return [up_end, total_steps - 1]
 
-    lr = np.zeros(t.shape)
+
+def _through_phases(t, phases, anneal_strategy, pct_start, total_steps) -> np.ndarray:
+    """OneCycleLR's interpolation: ``phases`` is a list of (last step, value at the phase's start,
+    value at its end); the last phase also covers every later step, as in torch."""
+    out = np.zeros(t.shape)
     todo = np.ones(t.shape, dtype=bool)
     start = 0.0
     for i, (end, a, b) in enumerate(phases):
@@ -253,12 +270,44 @@ def one_cycle(
                 )
             p = (t[here] - start) / (end - start)
             if anneal_strategy == "cos":
-                lr[here] = b + (a - b) / 2.0 * (np.cos(np.pi * p) + 1)
+                out[here] = b + (a - b) / 2.0 * (np.cos(np.pi * p) + 1)
             else:
-                lr[here] = (b - a) * p + a
+                out[here] = (b - a) * p + a
         todo &= ~here
         start = end
-    return _result(lr, t)
+    return out
+
+
+def one_cycle_momentum(
+    step,
+    total_steps,
+    pct_start=0.3,
+    anneal_strategy="cos",
+    base_momentum=0.85,
+    max_momentum=0.95,
+    three_phase=False,
+):
+    """OneCycleLR's momentum (``cycle_momentum=True``, torch's default): the mirror of the rate.
+
+    While :func:`one_cycle` climbs to max_lr the momentum falls from ``max_momentum`` to
+    ``base_momentum``, and while the rate falls it climbs back:
+    Two phases (default): max_momentum → base_momentum → max_momentum, over the same steps as
+    :func:`one_cycle`'s phases. Three phases: max → base → max, then it stays at max.
+    The interpolation is :func:`one_cycle`'s ("cos" or "linear"). This is the value torch writes
+    into ``param_groups[i]["momentum"]`` of SGD (or the first of Adam's ``betas``) after ``step``
+    calls of ``scheduler.step()``.
+    """
+    total_steps = check_int("total_steps", total_steps, low=1)
+    t = _steps(step, high=total_steps)
+    pct_start = check_real("pct_start", pct_start, low=0, high=1, low_open=True, high_open=True)
+    check_choice("anneal_strategy", anneal_strategy, {"cos", "linear"})
+    check_bool("three_phase", three_phase)
+    base = check_real("base_momentum", base_momentum, low=0.0, high=1.0, high_open=True)
+    top = check_real("max_momentum", max_momentum, low=0.0, high=1.0, high_open=True)
+    ends = _one_cycle_ends(total_steps, pct_start, three_phase)
+    values = [top, base, top, top] if three_phase else [top, base, top]
+    phases = list(zip(ends, values[:-1], values[1:]))
+    return _result(_through_phases(t, phases, anneal_strategy, pct_start, total_steps), t)
 
 
 # --------------------------------------------------------------------------- reduce on plateau
@@ -373,3 +422,88 @@ def as_torch_scheduler(optimizer, schedule, **kwargs):
 
 #: The same adaptor under the name of the torch class it returns.
 as_lambda_lr = as_torch_scheduler
+
+
+# --------------------------------------------------------------------------- many runs at once
+
+
+def scheduled_sgd(lr_factors, momentum=0.0):
+    """An optimizer ``params, lr -> optimizer`` whose rate (and momentum) follow a schedule per run.
+
+    For :func:`lessons_lib.batched.fit_mlps`, which stacks ``K`` runs along the first axis of
+    every parameter and takes ``lr_factor`` as *one* factor for all of them: with
+    ``optimizer=scheduled_sgd(lr_factors)`` run ``k`` follows its own row of ``lr_factors``, so
+    runs with different schedules train in one loop. Update ``t`` (counted by the optimizer, from
+    0) of run ``k`` is SGD with heavy-ball momentum, exactly as ``torch.optim.SGD`` does it::
+
+        buf ← g at the first update, then buf ← μ_t · buf + g    (no buffer while μ_t = 0)
+        θ_k ← θ_k − lr · lr_factors[k, t] · buf_k
+
+    ``lr_factors``: shape ``(K, T)`` (one schedule per run) or ``(T,)`` (the same for all), e.g.
+    ``np.stack([one_cycle(t, 1.0, T), cosine(t, 1.0, T)])``; ``lr`` (given by ``fit_mlps``, which
+    passes 1 and multiplies by each run's rate itself) scales them all.
+    ``momentum``: μ, a number or an array of ``T`` values (e.g. :func:`one_cycle_momentum`).
+    The step of run ``k`` is ``lr`` × a direction that does not depend on ``lr``, which is what
+    ``fit_mlps`` requires of an optimizer. More than ``T`` updates raise ``ValueError``.
+    """
+    if np.ndim(lr_factors) not in (1, 2) or np.size(lr_factors) == 0:
+        raise ValueError(f"lr_factors must have shape (K, T) or (T,), got {np.shape(lr_factors)}")
+    factors = check_learning_rate("lr_factors", lr_factors, allow_zero=True)
+    factors = factors[None, :] if factors.ndim == 1 else factors
+    mom = check_finite_array("momentum", momentum)
+    if mom.ndim > 1 or (mom.ndim == 1 and mom.shape[0] != factors.shape[1]):
+        raise ValueError(f"momentum must be a number or {factors.shape[1]} values (one per "
+                         f"update), got shape {mom.shape}")
+    if (mom < 0).any() or (mom >= 1).any():
+        raise ValueError(f"momentum must be in [0, 1), got values from {mom.min():g} to "
+                         f"{mom.max():g}")
+    mom = np.broadcast_to(mom, (factors.shape[1],)).copy()
+
+    def make(params, lr):
+        return _scheduled_sgd_class()(params, lr, factors, mom)
+
+    return make
+
+
+@functools.cache
+def _scheduled_sgd_class():
+    """The optimizer class of :func:`scheduled_sgd` (built on first use: torch loads only then)."""
+    import torch
+
+    class ScheduledSGD(torch.optim.Optimizer):
+        def __init__(self, params, lr, factors, momentum):
+            super().__init__(params, {"lr": check_learning_rate("lr", lr, scalar=True)})
+            self.factors = torch.as_tensor(factors, dtype=torch.float32)
+            self.momentum = [float(m) for m in momentum]
+            self.t = 0
+
+        @torch.no_grad()
+        def step(self, closure=None):
+            if closure is not None:
+                raise ValueError("closure must be None: scheduled_sgd takes no closure")
+            k, n_steps = self.factors.shape
+            if self.t >= n_steps:
+                raise ValueError(f"the schedule has {n_steps} updates; update {self.t + 1} asked")
+            mu = self.momentum[self.t]
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    if k > 1 and (p.dim() == 0 or p.shape[0] != k):
+                        raise ValueError(f"lr_factors has {k} rows (runs), so every parameter "
+                                         f"must have {k} runs along its first axis, got shape "
+                                         f"{tuple(p.shape)}")
+                    direction = p.grad
+                    if mu != 0:
+                        buf = self.state[p].get("momentum_buffer")
+                        if buf is None:
+                            buf = self.state[p]["momentum_buffer"] = p.grad.clone()
+                        else:
+                            buf.mul_(mu).add_(p.grad)
+                        direction = buf
+                    f = self.factors[:, self.t].view(-1, *([1] * (p.dim() - 1))) if k > 1 \
+                        else self.factors[0, self.t]
+                    p.sub_(group["lr"] * f * direction)
+            self.t += 1
+
+    return ScheduledSGD
