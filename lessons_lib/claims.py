@@ -15,7 +15,8 @@ source articles, what the book must do, the claim in one line). A lesson that te
 The appendix page *Claims ledger* is generated from the catalogue and from the lessons' sources
 (:func:`write_ledger`): for each ID it pastes the glued verdict from the lesson that records it
 (``{glue:text}`path::key```). Sphinx resolves those pastes after every page has been executed, so
-the ledger does not depend on the order in which pages run.
+the ledger does not depend on the order in which pages run; the Sphinx extension
+:mod:`lessons_lib._ledger` then turns each verdict into a coloured label and counts them.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import NamedTuple
 
 ACTIONS = ("demo", "test", "explain", "explain+demo", "explain+test")
 NOT_SHOWN = "not shown at this scale"
@@ -126,6 +128,67 @@ def not_shown(interval: str) -> Verdict:
     return Verdict(NOT_SHOWN, interval.strip())
 
 
+class Interval(NamedTuple):
+    """A mean over seeds and its confidence interval: ``(mean, low, high)``; unpacks as a tuple."""
+
+    mean: float
+    low: float
+    high: float
+
+    def side(self) -> int:
+        """+1 if the whole interval lies above zero, -1 if below, 0 if it contains zero."""
+        return 1 if self.low > 0 else -1 if self.high < 0 else 0
+
+    def words(self, below: str, above: str, inside: str) -> str:
+        """One of three phrases, chosen by :meth:`side` (for text built from the measurement)."""
+        return {-1: below, 1: above, 0: inside}[self.side()]
+
+    def below(self, threshold: float) -> bool | None:
+        """True if the whole interval lies at or below ``threshold``, False if it lies above it,
+        None if it straddles it (the measurement cannot tell)."""
+        return True if self.high <= threshold else False if self.low > threshold else None
+
+    def format(self, spec: str = "+.3f") -> str:
+        """``"mean [low, high]"`` with each number formatted by ``spec``."""
+        return f"{self.mean:{spec}} [{self.low:{spec}}, {self.high:{spec}}]"
+
+
+def mean_interval(values, *, confidence: float = 0.95) -> Interval:
+    r"""The mean of ``values`` (one per seed) with its Student-t confidence interval.
+
+    .. math:: \bar x \pm t_{(1+c)/2,\;n-1}\, \frac{s}{\sqrt n},
+       \qquad s^2 = \frac{1}{n-1}\sum_i (x_i - \bar x)^2 .
+
+    The same interval as ``scipy.stats.ttest_1samp(values, 0).confidence_interval(c)``.
+    """
+    import numpy as np
+    from scipy import stats
+
+    x = np.asarray(values, dtype=float).ravel()
+    if x.size < 2:
+        raise ValueError(f"values must hold at least 2 numbers (one per seed), got {x.size}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("values must be finite numbers, got NaN or inf")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    mean = float(x.mean())
+    half = float(stats.t.ppf(0.5 + confidence / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
+    return Interval(mean, mean - half, mean + half)
+
+
+def paired_interval(a, b, *, confidence: float = 0.95) -> Interval:
+    """Paired comparison over seeds: the mean of the per-seed differences ``a - b`` and its t
+    interval (:func:`mean_interval` of the differences; equal to ``scipy.stats.ttest_rel(a, b)
+    .confidence_interval(c)``). Pair by seed: run ``a`` and ``b`` with the same seeds, in order."""
+    import numpy as np
+
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape:
+        raise ValueError(f"a and b must have the same shape (one value per seed), got {a.shape} "
+                         f"and {b.shape}")
+    return mean_interval(a - b, confidence=confidence)
+
+
 @dataclass(frozen=True)
 class Record:
     """A verdict recorded for a claim, with the measured evidence in one sentence."""
@@ -215,43 +278,76 @@ def find_recordings(book_dir: str | Path) -> dict[str, str]:
     return where
 
 
+#: The label of a claim that no lesson records yet (the ledger's seventh kind of row).
+NOT_COVERED = "not yet covered"
+#: What each verdict means, for the ledger's legend, in the order the ledger counts them.
+MEANINGS = {
+    "holds": "the experiment could have refuted the claim and did not",
+    "holds only when": "true only under the condition that the experiment found",
+    "does not hold here": "our experiment contradicts the claim",
+    NOT_SHOWN: "the effect did not clear the noise between seeds; the interval is given",
+    "shown": "a demonstration or a definition at work: nothing was at stake in the run",
+    "explained": "a definition or a published fact, explained with its source",
+    NOT_COVERED: "the chapter that tests it is not written yet",
+}
+
+
 def ledger_markdown(book_dir: str | Path, page: str = "appendix/claims-ledger.md") -> str:
-    """The source of the claims-ledger page: one table per chapter, one row per claim."""
+    """The source of the claims-ledger page.
+
+    One compact table per chapter (ID, claim, verdict, lesson) and, under it, a dropdown with each
+    recorded claim's full verdict and its evidence. The verdicts are ``{glue:text}`` pastes from
+    the lessons; the Sphinx extension :mod:`lessons_lib._ledger` turns each verdict cell into a
+    coloured label and fills the ``ledger-counts`` box with the count per verdict, once the pastes
+    are resolved (the counts cannot be known before the lessons run).
+    """
     where = find_recordings(book_dir)
-    page_dir = Path(page).parent
+    up = Path(*[".."] * len(Path(page).parent.parts))
     chapters: dict[int, list[Claim]] = {}
     for claim in catalogue().values():
         chapters.setdefault(claim.chapter, []).append(claim)
     covered = sum(c in where for c in catalogue())
     lines = [
-        "<!-- Generated by `python -m lessons_lib.claims book/`: do not edit by hand. -->",
+        "<!-- Generated by `make ledger` (python -m lessons_lib.claims book); do not edit. -->",
         "(claims-ledger)=",
         "# Claims ledger",
         "",
         "Every claim of the five source articles, in our words, with the verdict that the executed "
-        "lesson computed from its own measurements. *holds only when …* means the claim is true "
-        "only under the condition the experiment found; *does not hold here* means our "
-        "experiment contradicts it. The verdicts are pasted from the lessons when the book is "
-        "built; none is typed in by hand.",
+        "lesson computed from its own measurements. The verdicts are pasted from the lessons when "
+        "the book is built; none is typed in by hand. Under each chapter's table, one click shows "
+        "every verdict in full with the evidence behind it.",
         "",
+        "```{container} ledger-counts",
         f"Covered so far: {covered} of {len(catalogue())} claims.",
+        "```",
+        "",
+        ":::{admonition} What the verdicts mean",
+        ":class: dropdown",
+        "",
+        *[f"*{kind}*\n: {meaning}\n" for kind, meaning in MEANINGS.items()],
+        ":::",
         "",
     ]
     for chapter, claims in chapters.items():
-        lines += [f"## Chapter {chapter}", "",
-                  "| ID | claim (articles) | do | verdict | evidence | shown in |",
-                  "|---|---|---|---|---|---|"]
+        lines += [f"## Chapter {chapter}", "", "| ID | claim | verdict | lesson |",
+                  "|---|---|---|---|"]
+        evidence = []
         for c in claims:
-            text = c.text.replace("|", "\\|") + f" ({', '.join(c.sources)})"
-            if c.id in where:
-                rel = Path(*[".."] * len(page_dir.parts), where[c.id]).as_posix()
-                doc = rel.removesuffix(".md")
-                lines.append(f"| {c.id} | {text} | {c.action} | "
-                             f"{{glue:text}}`{rel}::claim-{c.id}:s` | "
-                             f"{{glue:text}}`{rel}::claim-{c.id}-evidence:s` | {{doc}}`{doc}` |")
-            else:
-                lines.append(f"| {c.id} | {text} | {c.action} | not yet covered | | |")
+            text = c.text.replace("|", "\\|")
+            if c.id not in where:
+                lines.append(f"| {c.id} | {text} | {NOT_COVERED} | chapter {chapter}: to come |")
+                continue
+            lesson = (up / where[c.id]).as_posix()
+            paste = f"{{glue:text}}`{lesson}::claim-{c.id}"
+            link = f"{{doc}}`{lesson.removesuffix('.md')}`"
+            lines.append(f"| {c.id} | {text} | {paste}:s` | {link} |")
+            evidence += [f"**{c.id}** · {paste}:s`",
+                         f": {paste}-evidence:s` ({c.action}; articles {', '.join(c.sources)})", ""]
         lines.append("")
+        if evidence:
+            title = f"Chapter {chapter}: every verdict in full, with its evidence"
+            lines += [f":::{{admonition}} {title}",
+                      ":class: dropdown", "", *evidence, ":::", ""]
     return "\n".join(lines)
 
 

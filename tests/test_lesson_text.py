@@ -50,3 +50,47 @@ def test_every_named_figure_is_referenced_from_the_text(lesson):
     names = re.findall(r"^\s*name: (fig-[\w-]+)\s*$", text, re.M)
     unreferenced = [n for n in names if not re.search(rf"\{{numref\}}`([^`]*<)?{n}>?`", text)]
     assert not unreferenced, f"{lesson.name}: no {{numref}} points to {unreferenced}"
+
+
+# One Japanese word per concept: the glossary's word, and the variants the book must not use (some
+# of them are the source articles' own spelling; the book keeps the glossary's).
+GLOSSARY = ROOT / "book" / "appendix" / "glossary.md"
+ONE_WORD = {  # rejected variant -> the glossary's word
+    "荷重減衰": "重み減衰",
+    "指数関数的減衰": "指数減衰",
+    "プラトー減少": "プラトー減衰",
+    "スケジューラー": "スケジューラ",
+    "モメンタム": "モーメンタム",
+}
+
+
+def rejected_terms(text: str) -> list[tuple[int, str]]:
+    """(line number, variant) for every rejected Japanese variant in ``text``."""
+    return [(n, variant) for n, line in enumerate(text.splitlines(), 1)
+            for variant in ONE_WORD if variant in line]
+
+
+def test_the_glossary_gives_every_word_the_book_keeps():
+    """Catches the rule drifting from the glossary: a kept word the glossary does not list."""
+    glossary = GLOSSARY.read_text(encoding="utf-8")
+    assert [word for word in ONE_WORD.values() if word not in glossary] == []
+
+
+def test_the_variant_rule_catches_a_planted_variant():
+    """Catches a rule that cannot fail: each variant is found, the kept word alone is not
+    (スケジューラ is a prefix of スケジューラー, so a plain substring test of the kept word would
+    not do)."""
+    for variant, word in ONE_WORD.items():
+        assert rejected_terms(f"a line\n学習率の{variant}です") == [(2, variant)]
+        assert rejected_terms(f"学習率の{word}です。{word}") == []
+
+
+def test_no_rejected_japanese_variant_anywhere_in_the_book():
+    found = {}
+    for path in sorted((ROOT / "book").rglob("*")):
+        if path.is_file() and "_build" not in path.parts and path.suffix in {".md", ".bib", ".yml"}:
+            hits = rejected_terms(path.read_text(encoding="utf-8"))
+            if hits:
+                found[path.relative_to(ROOT).as_posix()] = hits
+    assert not found, ("use the glossary's word (" + ", ".join(f"{w} not {v}" for v, w in
+                       ONE_WORD.items()) + f"): {found}")
