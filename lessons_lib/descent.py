@@ -5,7 +5,9 @@ run as one :class:`DescentPath` (arrays with a learning-rate axis), so a lesson 
 learning rates over orders of magnitude in a single vectorised call and plot any of them.
 
 ``fit_linear_many(X, y, lrs)`` does the same for minibatch SGD on a linear or logistic regression
-(NumPy): one run per learning rate, all in one vectorised loop, returning the final losses.
+(NumPy): one run per learning rate, all in one vectorised loop, returning the final losses;
+``fit_linear_ftrl_many`` does it with FTRL-Proximal, the optimizer of TensorFlow's linear
+estimators.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lessons_lib._checks import (check_choice, check_int, check_learning_rate, check_real,
-                                 check_seed)
+from lessons_lib._checks import (check_bool, check_choice, check_int, check_learning_rate,
+                                 check_real, check_seed)
 from lessons_lib.landscapes import Landscape
 
 
@@ -149,6 +151,21 @@ def fit_linear_many(X, y, lrs, *, loss: str = "squared", epochs: int = 1, batch_
     ``eval_on = (X_val, y_val)`` if given) for each learning rate, ``inf`` for a run that diverged:
     its final loss is not finite or above ``diverge`` × the loss at the start.
     """
+    def sgd(lrs, W, b):  # the step of every run: w ← w − η ∇L (in place)
+        def step(r, Xb):
+            W[...] -= lrs[:, None] * (r @ Xb) / len(Xb)
+            b[...] -= lrs * r.mean(1)
+        return step
+
+    return _fit_linear(X, y, lrs, sgd, loss=loss, epochs=epochs, batch_size=batch_size,
+                       seed=seed, eval_on=eval_on, diverge=diverge)[0]
+
+
+def _fit_linear(X, y, lrs, optimizer, *, loss, epochs, batch_size, seed, eval_on, diverge):
+    """The loop of :func:`fit_linear_many` and :func:`fit_linear_ftrl_many`: check the arguments,
+    start every run at w = 0, b = 0, and for each minibatch call ``step(r, X_batch)`` where
+    ``step = optimizer(lrs, W, b)`` updates ``W`` (k, d) and ``b`` (k,) in place from the residuals
+    ``r`` = dL/d(prediction) (k, batch). Returns (final losses, W, b)."""
     diverge = check_real("diverge", diverge, low=1, low_open=True)
     check_choice("loss", loss, ("squared", "logistic"))
     X, y = _design("X", X, y, "y")
@@ -171,6 +188,7 @@ def fit_linear_many(X, y, lrs, *, loss: str = "squared", epochs: int = 1, batch_
     rng = np.random.default_rng(check_seed("seed", seed))
     W = np.zeros((lrs.size, d))
     b = np.zeros(lrs.size)
+    step = optimizer(lrs, W, b)
 
     def residual(Xb, yb):  # dL/d(prediction) per sample, shape (k, batch)
         z = W @ Xb.T + b[:, None]
@@ -183,9 +201,7 @@ def fit_linear_many(X, y, lrs, *, loss: str = "squared", epochs: int = 1, batch_
             order = rng.permutation(n)
             for start in range(0, n - batch_size + 1, batch_size):
                 idx = order[start:start + batch_size]
-                r = residual(X[idx], y[idx])
-                W -= lrs[:, None] * (r @ X[idx]) / batch_size
-                b -= lrs * r.mean(1)
+                step(residual(X[idx], y[idx]), X[idx])
         if eval_on is not None:
             X, y = X_eval, y_eval
         z = W @ X.T + b[:, None]
@@ -196,4 +212,73 @@ def fit_linear_many(X, y, lrs, *, loss: str = "squared", epochs: int = 1, batch_
             final = np.logaddexp(0, -s * z).mean(1)
     start = 0.5 * np.mean(y**2) if loss == "squared" else np.log(2)  # the loss at w = 0, b = 0
     final[~np.isfinite(final) | (final > diverge * start)] = np.inf
-    return final
+    return final, W, b
+
+
+def ftrl_step(var, accum, linear, grad, lr, *, lr_power: float = -0.5, l1: float = 0.0,
+              l2: float = 0.0):
+    """One FTRL-Proximal update of every coordinate, as TensorFlow's ``ApplyFtrl`` defines it.
+
+    ``accum`` (Σ g², started at ``initial_accumulator_value``) and ``linear`` (the paper's z) are
+    the optimizer's state; all arrays broadcast together with ``lr``. Returns the new
+    ``(var, accum, linear)``::
+
+        accum_new = accum + g²
+        linear   += g − (accum_new^(−p) − accum^(−p)) / lr · var
+        quadratic = accum_new^(−p) / lr + 2·l2
+        var       = (sign(linear)·l1 − linear) / quadratic  if |linear| > l1  else 0
+
+    with p = ``lr_power``. For p = −½ the coordinate's step size is lr / √accum, shrinking as its
+    squared gradients add up (McMahan et al., 2013, Algorithm 1, with the paper's λ₂ = 2·l2 and
+    β = 0, its n started at the initial accumulator). For p = 0 it is plain gradient descent
+    with the fixed rate lr from var = 0 (no l1, l2): var = −lr · Σ g.
+    """
+    accum_new = accum + grad * grad
+    with np.errstate(divide="ignore", invalid="ignore"):
+        linear = linear + grad - (accum_new ** -lr_power - accum ** -lr_power) / lr * var
+        quadratic = accum_new ** -lr_power / lr + 2 * l2
+        var = np.where(np.abs(linear) > l1, (np.sign(linear) * l1 - linear) / quadratic, 0.0)
+    return var, accum_new, linear
+
+
+def fit_linear_ftrl_many(X, y, lrs, *, loss: str = "squared", epochs: int = 1,
+                         batch_size: int = 32, seed: int = 0, eval_on: tuple | None = None,
+                         diverge: float = 1e3, lr_power: float = -0.5,
+                         initial_accumulator: float = 0.1, l1: float = 0.0, l2: float = 0.0,
+                         return_weights: bool = False):
+    """:func:`fit_linear_many` with the FTRL-Proximal optimizer instead of SGD (NumPy).
+
+    The optimizer TensorFlow's linear estimators (``tf.estimator.LinearRegressor`` /
+    ``LinearClassifier``) train with by default, at the default rate min(1/√(feature columns),
+    0.2): per-coordinate FTRL-Proximal (McMahan et al., 2013, Algorithm 1) with TensorFlow's
+    defaults ``learning_rate_power=-0.5``, ``initial_accumulator_value=0.1``, ``l1 = l2 = 0``.
+    Every weight and the bias has its own accumulators; each minibatch's mean gradient is applied
+    with :func:`ftrl_step`. Same data, minibatches, losses and divergence rule as
+    :func:`fit_linear_many`; with ``lr_power=0`` the runs are those of :func:`fit_linear_many`.
+    Returns the final losses, or ``(losses, W, b)`` with ``return_weights=True``.
+    """
+    lr_power = check_real("lr_power", lr_power, high=0)
+    initial_accumulator = check_real("initial_accumulator", initial_accumulator, low=0)
+    if lr_power < 0 and initial_accumulator == 0:
+        raise ValueError("initial_accumulator must be > 0 when lr_power < 0 (a coordinate whose "
+                         "first gradient is 0 would divide by 0), got 0.0")
+    l1 = check_real("l1", l1, low=0)
+    l2 = check_real("l2", l2, low=0)
+    return_weights = check_bool("return_weights", return_weights)
+
+    def ftrl(lrs, W, b):
+        state = {name: (np.full(p.shape, initial_accumulator), np.zeros(p.shape))
+                 for name, p in (("W", W), ("b", b))}
+        rate = {"W": lrs[:, None], "b": lrs}
+
+        def step(r, Xb):
+            grads = {"W": (r @ Xb) / len(Xb), "b": r.mean(1)}
+            for name, p in (("W", W), ("b", b)):
+                var, *state[name] = ftrl_step(p, *state[name], grads[name], rate[name],
+                                              lr_power=lr_power, l1=l1, l2=l2)
+                p[...] = var
+        return step
+
+    final, W, b = _fit_linear(X, y, lrs, ftrl, loss=loss, epochs=epochs, batch_size=batch_size,
+                              seed=seed, eval_on=eval_on, diverge=diverge)
+    return (final, W, b) if return_weights else final
