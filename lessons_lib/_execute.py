@@ -11,7 +11,10 @@ uses, so the cache entry it writes is the one the build looks up (matched by a h
 cells and the kernelspec). A lesson that is already cached is not run again. A lesson that fails
 is reported with its traceback and the command exits 1, before the build starts.
 
-Usage: ``python -m lessons_lib._execute [--jobs 2] [--timeout 300] LESSON.md ...``
+The time limit per cell is the build's own, ``execute.timeout`` in ``_config.yml`` (``--timeout``
+overrides it), so a lesson that the build would stop is stopped here too.
+
+Usage: ``python -m lessons_lib._execute [--jobs 2] [--timeout SECONDS] LESSON.md ...``
 """
 
 from __future__ import annotations
@@ -37,13 +40,29 @@ def _execute_one(path: str, timeout: int) -> tuple[str, object, float, str | Non
     return path, nb, result.time, result.exc_string
 
 
+def config_timeout(config: str | Path = "_config.yml") -> int:
+    """Seconds per cell that the book's build allows: ``execute.timeout`` of ``_config.yml``."""
+    import yaml
+
+    execute = (yaml.safe_load(Path(config).read_text(encoding="utf-8")) or {}).get("execute", {})
+    timeout = execute.get("timeout")
+    if not isinstance(timeout, int) or timeout < 1:
+        raise ValueError(f"execute.timeout in {config} must be a whole number of seconds >= 1, "
+                         f"got {timeout!r}")
+    return timeout
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("lessons", nargs="+", type=Path)
     parser.add_argument("--cache", default="_build/.jupyter_cache")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--timeout", type=int, default=300, help="seconds per cell")
+    parser.add_argument("--timeout", type=int, default=None,
+                        help="seconds per cell (default: execute.timeout in --config)")
+    parser.add_argument("--config", default="_config.yml")
     args = parser.parse_args(argv)
+    if args.timeout is None:
+        args.timeout = config_timeout(args.config)
     if args.jobs < 1:
         parser.error(f"--jobs must be an integer >= 1, got {args.jobs}")
 
