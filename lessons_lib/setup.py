@@ -9,7 +9,8 @@ def setup(seed: int = 0, threads: int = 1) -> dict:
     """Make a lesson reproducible and give its figures the house style.
 
     - seeds Python's ``random``, NumPy's global generator and torch with ``seed``;
-    - sets torch and the BLAS under NumPy (threadpoolctl) to ``threads`` CPU threads, and torch to
+    - sets torch, the BLAS under NumPy (threadpoolctl) and scikit-learn's OpenMP (``OMP_NUM_THREADS``,
+      read when scikit-learn is first imported) to ``threads`` CPU threads, and torch to
       deterministic algorithms. One thread by default: the build runs two lessons side by side on
       the book's 2-core machine, the small models of the lessons gain little from a second thread
       (some lose), and a reader who runs a lesson alone gets the very numbers the book prints,
@@ -34,6 +35,8 @@ def setup(seed: int = 0, threads: int = 1) -> dict:
 
     if "torch" not in sys.modules:  # only takes effect before OpenMP starts
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if "sklearn" not in sys.modules:  # scikit-learn's own OpenMP (gradient boosting) reads it on load
+        os.environ["OMP_NUM_THREADS"] = str(threads)
 
     import matplotlib as mpl
     import numpy as np

@@ -6,7 +6,7 @@
   at the end of the session.
 - Every test leaves the global state that ``lessons_lib.setup()`` changes as it found it:
   torch's deterministic mode and thread count, the BLAS/OpenMP thread limits (threadpoolctl),
-  the seeds of ``random``, NumPy and torch, matplotlib's rcParams, ``OMP_WAIT_POLICY``.
+  the seeds of ``random``, NumPy and torch, matplotlib's rcParams, ``OMP_WAIT_POLICY``, ``OMP_NUM_THREADS``.
   :func:`restore_global_state` puts them back after each test;
   ``test_checks_and_training.py::test_setup_state_does_not_leak_into_later_tests`` proves that
   it does, and that without it the leak would be seen.
@@ -51,6 +51,7 @@ def _capture_global_state() -> dict:
         "torch state": torch.random.get_rng_state().numpy().tobytes(),
         "matplotlib rcParams": {k: v for k, v in matplotlib.rcParams.items() if k != "backend"},
         "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
     }
 
 
@@ -68,7 +69,7 @@ def restore_global_state():
     threads = torch.get_num_threads()
     pools = _THREADPOOLS.info()
     states = random.getstate(), np.random.get_state(), torch.random.get_rng_state()
-    omp = os.environ.get("OMP_WAIT_POLICY")
+    omp = {name: os.environ.get(name) for name in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
     with matplotlib.rc_context():  # restores every rcParam but the backend on exit
         yield
     if (torch.are_deterministic_algorithms_enabled(),
@@ -81,10 +82,11 @@ def restore_global_state():
     random.setstate(states[0])
     np.random.set_state(states[1])
     torch.random.set_rng_state(states[2])
-    if omp is None:
-        os.environ.pop("OMP_WAIT_POLICY", None)
-    else:
-        os.environ["OMP_WAIT_POLICY"] = omp
+    for name, value in omp.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def _shared_split(name: str):

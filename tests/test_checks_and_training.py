@@ -199,3 +199,19 @@ def test_smooth_refuses_a_weight_outside_0_1():
     """Catches weight = 1 (a constant, never updated average) being accepted."""
     with pytest.raises(ValueError, match=r"^weight must be a finite number in \[0, 1\), got 1\.0"):
         diagnostics.smooth([1.0], weight=1.0)
+
+
+def test_setup_limits_scikit_learns_openmp_loaded_after_it():
+    """Catches a lesson's gradient boosting running on every core: scikit-learn loads its own
+    OpenMP only when sklearn.ensemble is imported, after setup() (a fresh interpreter shows it)."""
+    import subprocess
+    import sys
+
+    code = ("from lessons_lib import setup; setup(seed=0)\n"
+            "import sklearn.ensemble\n"
+            "from threadpoolctl import threadpool_info\n"
+            "print(sorted({p['num_threads'] for p in threadpool_info() if p['user_api'] == 'openmp'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={k: v for k, v in __import__("os").environ.items()
+                              if k != "OMP_NUM_THREADS"})
+    assert out.stdout.strip() == "[1]", out.stdout + out.stderr
