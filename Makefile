@@ -17,13 +17,14 @@ TORCH_INDEX ?=
 PIP     := $(BIN)/python -m pip install --disable-pip-version-check -q \
            $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 
-.PHONY: help venv lock book execute html notebooks ledger test test-lib test-lessons test-site lab browser clean
+.PHONY: help venv lock book execute html notebooks ledger bench-search test test-lib test-lessons test-site lab browser postgres clean
 help:
 	@echo "make book   set up .venv (from requirements.lock), execute every lesson ($(JOBS) at a time), build the HTML"
 	@echo "make test   library tests + warnings-as-errors build + nbval (strict) on the executed lessons + site tests"
 	@echo "make lock   recompile requirements.lock after editing requirements.txt"
 	@echo "make lab    JupyterLab on book/, lessons open as notebooks"
 	@echo "make ledger regenerate book/appendix/claims-ledger.md from the catalogue and the lessons"
+	@echo "make bench-search  chapter 5's full search benchmark (tens of minutes; not part of make test)"
 	@echo "make clean  remove _build (the execution cache too)"
 
 venv: $(STAMP)
@@ -49,6 +50,10 @@ lock: $(STAMP)
 ledger: $(STAMP)
 	$(BIN)/python -m lessons_lib.claims book
 
+# Search benchmark (not part of `make test`): random, our BO, Optuna TPE, gp_minimize; ~10 min on 2 cores.
+bench-search: $(STAMP)
+	$(BIN)/python -m lessons_lib.search_bench
+
 # Every lesson whose code changed runs here, $(JOBS) at a time (one thread each), into the cache
 # that the build reads; a lesson already in the cache is not run again.
 execute: $(STAMP)
@@ -73,7 +78,7 @@ notebooks: $(STAMP)
 
 test: test-lib test-lessons test-site
 
-test-lib: $(STAMP)
+test-lib: $(STAMP) postgres
 	$(BIN)/python -m pytest tests --ignore=tests/site -q -n $(JOBS)
 
 # Determinism: the notebooks the build executed run again in fresh kernels, and every output
@@ -91,6 +96,13 @@ browser:
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
 	  { echo "installing chromium (Debian package) for the browser test"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# PostgreSQL for the test of a study shared by worker processes (tests/test_shared_study.py starts
+# a throw-away server; Debian puts initdb under /usr/lib/postgresql/*/bin, not on PATH).
+postgres:
+	@command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  { echo "installing postgresql (Debian package) for the shared-study test"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
 lab: $(STAMP)
 	mkdir -p $(VENV)/share/jupyter/lab/settings
