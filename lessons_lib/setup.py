@@ -22,8 +22,9 @@ def setup(seed: int = 0, threads: int = 1) -> dict:
       :data:`lessons_lib.plots.PALETTE`) and the inline
       backend's figure format.
 
-    Nothing is silenced: warnings a learner should see still show. Returns the settings applied,
-    so that the first cell of a lesson prints what it did.
+    Nothing a learner should see is silenced: the one warning filtered is tqdm's note that
+    Jupyter's progress-bar widgets are missing (Optuna imports tqdm; the book shows no progress
+    bars). Returns the settings applied, so that the first cell of a lesson prints what it did.
     """
     from lessons_lib._checks import check_int
 
@@ -50,6 +51,12 @@ def setup(seed: int = 0, threads: int = 1) -> dict:
 
     threadpool_limits(limits=threads)  # NumPy's BLAS: same thread count as torch, for good
     torch.use_deterministic_algorithms(True)
+
+    import warnings
+
+    # Optuna imports tqdm, which in Jupyter looks for the progress-bar widgets of ipywidgets (not
+    # installed: the book shows no progress bars). Its warning says nothing about the lesson.
+    warnings.filterwarnings("ignore", message="IProgress not found")
 
     from lessons_lib.plots import PALETTE, PLOT_STYLE
 

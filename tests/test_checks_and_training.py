@@ -215,3 +215,15 @@ def test_setup_limits_scikit_learns_openmp_loaded_after_it():
                          env={k: v for k, v in __import__("os").environ.items()
                               if k != "OMP_NUM_THREADS"})
     assert out.stdout.strip() == "[1]", out.stdout + out.stderr
+
+
+def test_setup_hides_only_tqdms_missing_widgets_note():
+    """Catches the lessons that import Optuna printing tqdm's 'IProgress not found' warning (with
+    a path of the reader's machine) — and setup() silencing warnings a learner should see."""
+    import warnings
+
+    setup(seed=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.warn("IProgress not found. Please update jupyter and ipywidgets.", UserWarning)
+        warnings.warn("lr must be positive", UserWarning)
+    assert [str(w.message) for w in caught] == ["lr must be positive"]
