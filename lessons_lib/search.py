@@ -67,6 +67,7 @@ Bad arguments raise ``ValueError`` naming the argument and the values allowed.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass
@@ -77,7 +78,7 @@ import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 from scipy.optimize import minimize
 from scipy.special import ndtr
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from lessons_lib._checks import _describe, check_choice, check_int, check_real, check_seed
 
@@ -726,6 +727,13 @@ def _random_new(space, rng, seen, tries=100) -> dict:
     return params
 
 
+@functools.lru_cache(maxsize=1)
+def _blas_pools() -> ThreadpoolController:
+    """The loaded BLAS libraries, scanned once: ``threadpool_limits`` rescans every loaded library
+    on each call (about 1 ms, at every trial), a controller kept here limits them in ~20 µs."""
+    return ThreadpoolController()
+
+
 def bayes_opt(objective: Callable, space: dict, n_trials: int, seed: int = 0,
               n_init: int | None = None, acquisition: str = "ei", xi: float = 0.0,
               kappa: float = 2.0, n_candidates: int = 2000) -> SearchResult:
@@ -763,7 +771,7 @@ def bayes_opt(objective: Callable, space: dict, n_trials: int, seed: int = 0,
             # One BLAS thread for these tiny matrices: on a busy 2-core machine a second
             # OpenBLAS thread made each L-BFGS-B iteration ~20x slower (measured). The objective
             # itself runs outside this limit.
-            with threadpool_limits(limits=1, user_api="blas"):
+            with _blas_pools().limit(limits=1, user_api="blas"):
                 hyper = fit_gp_hyperparameters(X, y, rng, start=hyper)
                 gp = _condition(X, y, hyper.length_scales, hyper.variance, hyper.noise)
                 params = _propose(gp, space, X, y, seen, rng, acquisition, xi, kappa,
