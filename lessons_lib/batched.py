@@ -65,7 +65,9 @@ class BatchHistory:
     ``val_loss, val_acc (K, E)``: on the validation set at ``eval_steps (E,)``, NaN after
     divergence;
     ``diverged (K,)``: the run stopped because its loss was not finite or exceeded
-    ``diverge`` × its first value (the rule of :func:`lessons_lib.train.fit`).
+    ``diverge`` × its first value (the rule of :func:`lessons_lib.train.fit`);
+    ``params``: the final weights of all runs, stacked as the loop holds them (for
+    :func:`trained_mlp`).
     """
 
     lrs: np.ndarray
@@ -77,6 +79,7 @@ class BatchHistory:
     val_loss: np.ndarray
     val_acc: np.ndarray
     diverged: np.ndarray
+    params: tuple[torch.Tensor, ...] = ()
 
     @property
     def final_val_loss(self) -> np.ndarray:
@@ -98,6 +101,28 @@ def _stacked_mlp(n_in, n_out, width, depth, seeds) -> list[torch.Tensor]:
         params.append(torch.stack([run[i].weight.detach() for run in layers]).clone())
         params.append(torch.stack([run[i].bias.detach() for run in layers]).clone())
     return [p.requires_grad_(True) for p in params]
+
+
+def trained_mlp(history: BatchHistory, k: int) -> nn.Sequential:
+    """Run ``k`` of a :func:`fit_mlps` call as an ordinary ``models.mlp`` network holding the
+    weights that run ended with (e.g. to measure its sharpness with :mod:`lessons_lib.sharpness`)."""
+    params = history.params if isinstance(history, BatchHistory) else ()
+    weights, biases = params[::2], params[1::2]
+    chain = bool(params) and len(params) % 2 == 0 and all(
+        w.dim() == 3 and b.dim() == 2 and b.shape[1] == w.shape[1] for w, b in zip(weights, biases)
+    ) and all(nxt.shape[2] == w.shape[1] for w, nxt in zip(weights, weights[1:]))
+    if not chain:  # e.g. a fit_cnns history: its stacks are not a chain of linear layers
+        raise ValueError("history must come from batched.fit_mlps (its stacked MLP weights)")
+    k = check_int("k", k, low=0, high=params[0].shape[0] - 1)
+    depth = len(params) // 2 - 1
+    n_out, width, n_in = params[-2].shape[1], params[0].shape[1], params[0].shape[2]
+    net = mlp(n_in, n_out, width=width, depth=depth)
+    with torch.no_grad():
+        for layer, (w, b) in zip([m for m in net if isinstance(m, nn.Linear)],
+                                 zip(params[::2], params[1::2])):
+            layer.weight.copy_(w[k])
+            layer.bias.copy_(b[k])
+    return net
 
 
 def _forward(params: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
@@ -305,4 +330,5 @@ def _fit(data: Split, make_params, forward, *, lrs, seeds, steps, optimizer, l2,
     return BatchHistory(lrs=lrs.copy(), seeds=seeds_arr.copy(), l2=l2_arr.copy(),
                         decay=decay_arr.copy(), train_loss=train_loss,
                         eval_steps=np.array(eval_steps), val_loss=val_loss, val_acc=val_acc,
-                        diverged=~alive.numpy())
+                        diverged=~alive.numpy(),
+                        params=tuple(p.detach().clone() for p in params))
