@@ -51,9 +51,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from lessons_lib._checks import check_choice, check_int, check_learning_rate, check_run
+from lessons_lib._checks import check_choice, check_int, check_learning_rate, check_real, check_run
 from lessons_lib.data import Split, minibatch_indices
-from lessons_lib.models import mlp, small_cnn
+from lessons_lib.models import digit_cnn, mlp, small_cnn
 from lessons_lib.optimizers import TORCH_OPTIMIZERS, torch_optimizer
 
 
@@ -222,6 +222,25 @@ def fit_cnns(data: Split, *, lrs, seeds=0, steps: int, optimizer="sgd", l2=0.0, 
                 eval_every=eval_every, diverge=diverge, lr_factor=lr_factor)
 
 
+def _optimizer_step(opt, params, views, factor, alive, all_alive, has_l2, has_decay) -> None:
+    """One update of every run by a torch optimizer stepping at lr = 1: read its direction u_k off
+    as the change of the weights, then apply θ_k ← θ_k·(1 − η_k·decay_k) + η_k·u_k."""
+    with torch.no_grad():
+        before = [p.detach().clone() for p in params]
+        for p, v in zip(params, views):
+            if not all_alive:
+                p.grad[~alive] = 0.0
+            if has_l2:
+                p.grad.add_(v["l2"] * p)
+        opt.step()
+        for p, old, v in zip(params, before, views):
+            rate = v["lr"] * factor
+            p.sub_(old).mul_(rate)  # η_k · (the optimizer's step at lr = 1)
+            p.add_(old * (1 - rate * v["decay"]) if has_decay else old)
+            if not all_alive:
+                p.copy_(torch.where(v["alive"](alive), p, old))
+
+
 def _fit(data: Split, make_params, forward, *, lrs, seeds, steps, optimizer, l2, decay,
          batch_size, eval_every, diverge, lr_factor) -> BatchHistory:
     """The training loop shared by :func:`fit_mlps` and :func:`fit_cnns`."""
@@ -253,11 +272,16 @@ def _fit(data: Split, make_params, forward, *, lrs, seeds, steps, optimizer, l2,
     k = lrs.size
     classification = data.task == "classification"
     params = make_params(seeds_arr)
-    opt = (optimizer(params, 1.0) if callable(optimizer)
-           else torch_optimizer(optimizer, params, 1.0))
-    for group in opt.param_groups:  # torch's multi-tensor kernels: same arithmetic, less overhead
-        if "foreach" in group and group["foreach"] is None:
-            group["foreach"] = True
+    # Plain SGD's direction is the gradient itself: the loop applies θ_k ← θ_k − η_k·g_k directly,
+    # which is what torch.optim.SGD computes, without the optimizer's bookkeeping.
+    plain_sgd = isinstance(optimizer, str) and optimizer == "sgd"
+    opt = None
+    if not plain_sgd:
+        opt = (optimizer(params, 1.0) if callable(optimizer)
+               else torch_optimizer(optimizer, params, 1.0))
+        for group in opt.param_groups:  # torch's multi-tensor kernels: same arithmetic, faster
+            if "foreach" in group and group["foreach"] is None:
+                group["foreach"] = True
     batches = {s: minibatch_indices(n, batch_size, steps, s) for s in set(seeds_arr.tolist())}
     idx = torch.stack([batches[int(s)] for s in seeds_arr], dim=1)  # (steps, K, batch)
     lr_t = torch.as_tensor(lrs, dtype=torch.float32)
@@ -300,24 +324,24 @@ def _fit(data: Split, make_params, forward, *, lrs, seeds, steps, optimizer, l2,
         alive[live[bad]] = False
         if not alive.any():
             break
-        opt.zero_grad()
+        for p in params:
+            p.grad = None
         loss[~bad].sum().backward()
         factor = 1.0 if lr_factor is None else float(lr_factor(step - 1))
         all_alive = bool(alive.all())  # after this step's divergence check
-        with torch.no_grad():
-            before = [p.detach().clone() for p in params]
-            for p, v in zip(params, views):
-                if not all_alive:
-                    p.grad[~alive] = 0.0
-                if has_l2:
-                    p.grad.add_(v["l2"] * p)
-            opt.step()
-            for p, old, v in zip(params, before, views):
-                rate = v["lr"] * factor
-                p.sub_(old).mul_(rate)  # η_k · (the optimizer's step at lr = 1)
-                p.add_(old * (1 - rate * v["decay"]) if has_decay else old)
-                if not all_alive:
-                    p.copy_(torch.where(v["alive"](alive), p, old))
+        if plain_sgd:
+            with torch.no_grad():
+                for p, v in zip(params, views):
+                    rate = v["lr"] * factor
+                    if not all_alive:
+                        rate = rate * v["alive"](alive)  # a diverged run keeps its last weights
+                    grad = p.grad.add_(v["l2"] * p) if has_l2 else p.grad
+                    if has_decay:
+                        p.mul_(1 - rate * v["decay"])
+                    p.sub_(rate * grad)
+        else:
+            _optimizer_step(opt, params, views, factor, alive, all_alive, has_l2, has_decay)
+
         if step in eval_steps:
             with torch.no_grad():
                 out = forward(params, x_val)
@@ -332,3 +356,202 @@ def _fit(data: Split, make_params, forward, *, lrs, seeds, steps, optimizer, l2,
                         eval_steps=np.array(eval_steps), val_loss=val_loss, val_acc=val_acc,
                         diverged=~alive.numpy(),
                         params=tuple(p.detach().clone() for p in params))
+
+
+@dataclass(frozen=True)
+class FineTuneHistory:
+    """What happened in ``K`` fine-tuning runs trained together by :func:`fine_tune_cnns`.
+
+    ``train_loss (K, steps)``; ``val_loss, val_acc (K, E)`` at ``eval_steps (E,)``;
+    ``diverged (K,)``; ``params``: the final stacked weights (for :func:`trained_digit_cnn`).
+    """
+
+    train_loss: np.ndarray
+    eval_steps: np.ndarray
+    val_loss: np.ndarray
+    val_acc: np.ndarray
+    diverged: np.ndarray
+    params: tuple[torch.Tensor, ...]
+
+    @property
+    def final_val_acc(self) -> np.ndarray:
+        """Validation accuracy at the end of each run; 0 for a run that diverged."""
+        return np.where(self.diverged, 0.0, self.val_acc[:, -1])
+
+
+def _record_losses(loss: torch.Tensor, first, alive: torch.Tensor, train_loss: np.ndarray,
+                   step: int, diverge: float) -> torch.Tensor:
+    """The divergence rule of the loops that train K runs with one loss each: record the losses
+    of the runs still alive at ``step`` (1-based) in ``train_loss``, and mark dead (in ``alive``,
+    in place) every run whose loss is not finite or exceeds ``diverge`` × its first loss, the
+    rule of :func:`lessons_lib.train.fit`. Returns the first losses (set at the first call)."""
+    value = loss.detach()
+    first = value.clone() if first is None else first
+    bad = ~torch.isfinite(value) | (value > diverge * first) | ~alive
+    train_loss[alive.numpy(), step - 1] = value[alive].numpy()
+    alive &= ~bad
+    return first
+
+
+def _stack_digit_cnns(models_) -> list[torch.Tensor]:
+    """[conv1 w, conv1 b, conv2 w, conv2 b, head w, head b] of every model, stacked."""
+    names = ("conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias", "head.weight", "head.bias")
+    states = [dict(m.named_parameters()) for m in models_]
+    try:
+        return [torch.stack([s[n].detach() for s in states]).clone().requires_grad_(True)
+                for n in names]
+    except (KeyError, RuntimeError):
+        raise ValueError("models must be models.digit_cnn networks of one shape") from None
+
+
+def _conv3x3(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """3×3 convolutions with zero padding of K networks at once: maps h (K, n, c_in, 8, 8),
+    filters w (K, c_out, c_in, 3, 3), biases b (K, c_out) → (K, n, c_out, 8, 8). The nine shifted
+    copies of the padded maps are cut by slicing (no per-image loop) and multiplied with every
+    network's filters in one batched product."""
+    k, n, c_in = h.shape[:3]
+    padded = nn.functional.pad(h, (1, 1, 1, 1))
+    shifts = torch.stack([padded[..., dy:dy + 8, dx:dx + 8] for dy in range(3) for dx in range(3)],
+                         dim=3)  # (K, n, c_in, 9, 8, 8)
+    patches = shifts.reshape(k, n, c_in * 9, 64).transpose(1, 2).reshape(k, c_in * 9, n * 64)
+    out = torch.baddbmm(b[:, :, None], w.reshape(k, -1, c_in * 9), patches)  # (K, c_out, n·64)
+    return out.view(k, -1, n, 8, 8).transpose(1, 2)
+
+
+def _forward_digit_cnns(params: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """K digit CNNs on images x of shape (K, batch, 64): outputs (K, batch, n_out)."""
+    c1w, c1b, c2w, c2b, hw, hb = params
+    k, n, _ = x.shape
+    h = torch.relu(_conv3x3(x.view(k, n, 1, 8, 8), c1w, c1b))
+    h = torch.relu(_conv3x3(h, c2w, c2b))
+    h = nn.functional.max_pool2d(h.reshape(k * n, -1, 8, 8), 2).reshape(k, n, -1)
+    return torch.baddbmm(hb.unsqueeze(1), h, hw.transpose(1, 2))
+
+
+def trained_digit_cnn(history: FineTuneHistory, k: int) -> nn.Module:
+    """Run ``k`` of :func:`fine_tune_cnns` as an ordinary ``models.digit_cnn``."""
+    params = history.params
+    k = check_int("k", k, low=0, high=params[0].shape[0] - 1)
+    net = digit_cnn(params[-2].shape[1], channels=(params[0].shape[1], params[2].shape[1]))
+    with torch.no_grad():
+        for p, stacked in zip(net.parameters(), params):
+            p.copy_(stacked[k])
+    return net
+
+
+def fine_tune_cnns(models_, X_train: torch.Tensor, y_train: torch.Tensor, X_val: torch.Tensor,
+                   y_val: torch.Tensor, *, rates, steps: int, seeds=0, batch_size: int = 32,
+                   optimizer: str = "adam", unfreeze_at=None, eval_every: int = 50,
+                   diverge: float = 1e3) -> FineTuneHistory:
+    """Fine-tune ``K`` :func:`lessons_lib.models.digit_cnn` networks together, each on its own
+    training set, with its own rate for every layer.
+
+    ``models_``: K networks (e.g. pretrained ones with a new head, or fresh ones), not changed.
+    ``X_train (K, n, 64)``, ``y_train (K, n)``: run k's n training samples (e.g. the few target
+    examples its seed drew); ``X_val, y_val``: one validation set for all runs.
+    ``rates (K, 3)``: the learning rates of conv1, conv2 and the head in run k (0 freezes a
+    layer); ``unfreeze_at (K, 3)``: the update from which each layer trains (default 0; gradual
+    unfreezing unfreezes the head first, then the layers below). Before that, the layer's
+    gradient is set to zero, so it does not move and (with momentum or Adam) builds no history;
+    Adam's step counter is shared by the layers of a run, so a layer unfrozen late starts with
+    a nearly unbiased step size.
+    ``seeds``: one per run (or one for all): the order of run k's minibatches, as
+    :func:`lessons_lib.data.minibatch_indices` gives it for n samples. ``optimizer``: "sgd",
+    "momentum" (0.9) or "adam" with torch's defaults.
+
+    Run k computes what ``transfer.fine_tune`` computes for the same network, data, rates and
+    seed (the layers' updates are independent across runs; ``tests/test_transfer.py`` checks
+    one against the other).
+    """
+    models_ = list(models_)
+    k = len(models_)
+    if k == 0:
+        raise ValueError("models_ must hold at least one network")
+    if (not isinstance(X_train, torch.Tensor) or X_train.dim() != 3 or X_train.shape[0] != k
+            or X_train.shape[2] != 64 or y_train.shape != X_train.shape[:2]):
+        raise ValueError(f"X_train must be a tensor (K={k}, n, 64) and y_train (K, n), got "
+                         f"{tuple(getattr(X_train, 'shape', ()))} and "
+                         f"{tuple(getattr(y_train, 'shape', ()))}")
+    n = X_train.shape[1]
+    check_choice("optimizer", optimizer, ("sgd", "momentum", "adam"))
+    rates = check_learning_rate("rates", rates, allow_zero=True)
+    if rates.shape != (k, 3):
+        raise ValueError(f"rates must have shape (K={k}, 3): conv1, conv2, head of each run, got "
+                         f"{rates.shape}")
+    start = np.zeros((k, 3), dtype=int) if unfreeze_at is None else np.asarray(unfreeze_at)
+    if start.shape != (k, 3) or start.dtype.kind not in "iu" or (start < 0).any():
+        raise ValueError(f"unfreeze_at must be integers >= 0 of shape (K={k}, 3), got "
+                         f"{unfreeze_at!r}")
+    steps = check_int("steps", steps)
+    batch_size = check_int("batch_size", batch_size, low=1, high=n)
+    eval_every = check_int("eval_every", eval_every)
+    diverge = check_real("diverge", diverge, low=1, low_open=True)
+    seeds_arr = np.asarray(seeds)
+    if (seeds_arr.size not in (1, k) or seeds_arr.dtype.kind not in "iu"
+            or (seeds_arr < 0).any()):
+        raise ValueError(f"seeds must be an integer >= 0 or one per run (K={k}), got {seeds!r}")
+    seeds_arr = np.broadcast_to(seeds_arr.reshape(-1), (k,))
+    if (not isinstance(X_val, torch.Tensor) or X_val.dim() != 2 or X_val.shape[1] != 64
+            or not isinstance(y_val, torch.Tensor) or y_val.shape != X_val.shape[:1]):
+        raise ValueError(f"X_val must be a tensor (n_val, 64) and y_val (n_val,), got "
+                         f"{tuple(getattr(X_val, 'shape', ()))} and "
+                         f"{tuple(getattr(y_val, 'shape', ()))}")
+
+    params = _stack_digit_cnns(models_)
+    opt = (torch.optim.Adam(params, lr=1.0, foreach=True) if optimizer == "adam" else
+           torch.optim.SGD(params, lr=1.0, momentum=0.9, foreach=True)
+           if optimizer == "momentum" else None)  # plain SGD: θ ← θ − η·g, applied directly
+    order = torch.stack([minibatch_indices(n, batch_size, steps, int(s)) for s in seeds_arr],
+                        dim=1)  # (steps, K, batch)
+    run = torch.arange(k)[:, None]
+    layer_of = [0, 0, 1, 1, 2, 2]  # which layer each stacked tensor belongs to
+    rate_t = torch.as_tensor(rates, dtype=torch.float32)
+    start_t = torch.as_tensor(start)
+
+    def per_run(v, p):
+        return v.view(-1, *([1] * (p.dim() - 1)))
+
+    eval_steps = [s for s in range(1, steps + 1) if s % eval_every == 0 or s == steps]
+    train_loss = np.full((k, steps), np.nan)
+    val_loss = np.full((k, len(eval_steps)), np.nan)
+    val_acc = np.full((k, len(eval_steps)), np.nan)
+    alive = torch.ones(k, dtype=torch.bool)
+    first = None
+    x_val, y_val_k = X_val.expand(k, *X_val.shape), y_val.expand(k, *y_val.shape)
+    for step in range(1, steps + 1):
+        idx = order[step - 1]
+        out = _forward_digit_cnns(params, X_train[run, idx])
+        loss = nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]),
+                                           y_train[run, idx].reshape(-1),
+                                           reduction="none").view(k, -1).mean(1)
+        first = _record_losses(loss, first, alive, train_loss, step, diverge)
+        if not alive.any():
+            break
+        for p in params:
+            p.grad = None
+        loss[alive].sum().backward()
+        training = (start_t <= step - 1) & alive[:, None]  # (K, 3): layer trains at this update
+        views = []
+        for p, layer in zip(params, layer_of):
+            on = per_run(training[:, layer], p)
+            p.grad.mul_(on)  # frozen layers and dead runs: no gradient, no history
+            views.append({"lr": per_run(rate_t[:, layer], p) * on, "l2": None, "decay": None,
+                          "alive": functools.partial(per_run, p=p)})
+        if opt is None:
+            with torch.no_grad():
+                for p, v in zip(params, views):
+                    p.sub_(v["lr"] * p.grad)
+        else:
+            _optimizer_step(opt, params, views, 1.0, alive, True, False, False)
+        if step in eval_steps:
+            with torch.no_grad():
+                out = _forward_digit_cnns(params, x_val)
+                e = eval_steps.index(step)
+                vl = nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]),
+                                                 y_val_k.reshape(-1),
+                                                 reduction="none").view(k, -1).mean(1)
+                va = (out.argmax(-1) == y_val_k).float().mean(1)
+                live = alive.numpy()
+                val_loss[live, e], val_acc[live, e] = vl.numpy()[live], va.numpy()[live]
+    return FineTuneHistory(train_loss, np.array(eval_steps), val_loss, val_acc, ~alive.numpy(),
+                           tuple(p.detach().clone() for p in params))

@@ -114,3 +114,42 @@ def half_squared_error(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         raise ValueError("out and target must be 2-d tensors of the same shape (samples, outputs), "
                          f"got {tuple(out.shape)} and {tuple(target.shape)}")
     return 0.5 * ((out - target) ** 2).sum(1).mean()
+
+
+def digit_cnn(n_out: int = 10, *, channels: tuple[int, int] = (8, 16), seed: int = 0
+              ) -> nn.Sequential:
+    """The convolutional network of chapter 7 (transfer learning), for 8×8 images given as flat
+    rows of 64 pixels. Its layers have names, so that a lesson can freeze or re-train them by
+    name::
+
+        unflatten (n, 1, 8, 8) → conv1: Conv2d(1, c1, 3×3, padding 1) → relu1
+        → conv2: Conv2d(c1, c2, 3×3, padding 1) → relu2 → pool: MaxPool 2×2 → flatten
+        → head: Linear(c2 · 16, n_out)
+
+    Everything before ``head`` is the *backbone* (the features a source task teaches);
+    ``head`` is the task-specific classifier that transfer replaces. ``seed`` fixes the initial
+    weights (the global random state is left as it was).
+    """
+    from collections import OrderedDict
+
+    n_out = check_int("n_out", n_out)
+    if (not isinstance(channels, tuple | list) or len(channels) != 2):
+        raise ValueError(f"channels must be a pair of integers >= 1 (c1, c2), got {channels!r}")
+    c1, c2 = (check_int("channels", c) for c in channels)
+    seed = check_seed("seed", seed)
+    gen_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        model = nn.Sequential(OrderedDict(
+            unflatten=nn.Unflatten(1, (1, 8, 8)),
+            conv1=nn.Conv2d(1, c1, kernel_size=3, padding=1),
+            relu1=nn.ReLU(),
+            conv2=nn.Conv2d(c1, c2, kernel_size=3, padding=1),
+            relu2=nn.ReLU(),
+            pool=nn.MaxPool2d(2),
+            flatten=nn.Flatten(),
+            head=nn.Linear(c2 * 16, n_out),
+        ))
+    finally:
+        torch.random.set_rng_state(gen_state)
+    return model

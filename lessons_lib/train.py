@@ -202,7 +202,8 @@ def fit(model: nn.Module, data: Split, *, lr: float, steps: int | None = None,
         if not math.isfinite(value) or value > diverge * hist.train_loss[0]:
             hist.diverged = True
             break
-        hist.grad_norm.append(float(torch.sqrt(sum((p.grad**2).sum() for p in model.parameters()))))
+        hist.grad_norm.append(float(torch.sqrt(sum((p.grad**2).sum() for p in model.parameters()
+                                                   if p.grad is not None))))  # frozen: no grad
         opt.step()
         hist.step_seconds.append(time.perf_counter() - started)
         if step % eval_every == 0 or step == steps:
