@@ -117,12 +117,12 @@ def test_the_evidence_is_one_click_away(browser):
     and shows the first claim's evidence after one click on its title."""
     browser.open((HTML / f"{LEDGER}.html").as_uri())
     first = next(iter(claims.find_recordings(ROOT / "book")))
-    shown = f"""(() => {{
+    shown = """(() => {
         const box = [...document.querySelectorAll("div.admonition.dropdown")]
             .find(d => d.querySelector(".admonition-title").textContent.startsWith("Chapter 1:"));
         const dd = box && box.querySelector("dd");  // hidden: visibility hidden, no innerText
-        return box && {{visible: dd.innerText.trim().length > 0, text: dd.innerText}};
-    }})()"""
+        return box && {visible: dd.innerText.trim().length > 0, text: dd.innerText};
+    })()"""
     closed = browser.wait_for(f"document.querySelector('button.toggle-button') && {shown}")
     assert closed and not closed["visible"], f"no dropdown, or open at first: {closed}"
     # togglebutton has given the box an id that its click handler looks up: use it, keep it
