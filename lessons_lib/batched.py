@@ -272,16 +272,11 @@ def _fit(data: Split, make_params, forward, *, lrs, seeds, steps, optimizer, l2,
     k = lrs.size
     classification = data.task == "classification"
     params = make_params(seeds_arr)
-    # Plain SGD's direction is the gradient itself: the loop applies θ_k ← θ_k − η_k·g_k directly,
-    # which is what torch.optim.SGD computes, without the optimizer's bookkeeping.
-    plain_sgd = isinstance(optimizer, str) and optimizer == "sgd"
-    opt = None
-    if not plain_sgd:
-        opt = (optimizer(params, 1.0) if callable(optimizer)
-               else torch_optimizer(optimizer, params, 1.0))
-        for group in opt.param_groups:  # torch's multi-tensor kernels: same arithmetic, faster
-            if "foreach" in group and group["foreach"] is None:
-                group["foreach"] = True
+    opt = (optimizer(params, 1.0) if callable(optimizer)
+           else torch_optimizer(optimizer, params, 1.0))
+    for group in opt.param_groups:  # torch's multi-tensor kernels: same arithmetic, less overhead
+        if "foreach" in group and group["foreach"] is None:
+            group["foreach"] = True
     batches = {s: minibatch_indices(n, batch_size, steps, s) for s in set(seeds_arr.tolist())}
     idx = torch.stack([batches[int(s)] for s in seeds_arr], dim=1)  # (steps, K, batch)
     lr_t = torch.as_tensor(lrs, dtype=torch.float32)
@@ -329,18 +324,7 @@ def _fit(data: Split, make_params, forward, *, lrs, seeds, steps, optimizer, l2,
         loss[~bad].sum().backward()
         factor = 1.0 if lr_factor is None else float(lr_factor(step - 1))
         all_alive = bool(alive.all())  # after this step's divergence check
-        if plain_sgd:
-            with torch.no_grad():
-                for p, v in zip(params, views):
-                    rate = v["lr"] * factor
-                    if not all_alive:
-                        rate = rate * v["alive"](alive)  # a diverged run keeps its last weights
-                    grad = p.grad.add_(v["l2"] * p) if has_l2 else p.grad
-                    if has_decay:
-                        p.mul_(1 - rate * v["decay"])
-                    p.sub_(rate * grad)
-        else:
-            _optimizer_step(opt, params, views, factor, alive, all_alive, has_l2, has_decay)
+        _optimizer_step(opt, params, views, factor, alive, all_alive, has_l2, has_decay)
 
         if step in eval_steps:
             with torch.no_grad():
