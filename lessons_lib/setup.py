@@ -10,14 +10,11 @@ def setup(seed: int = 0, threads: int = 1) -> dict:
 
     - seeds Python's ``random``, NumPy's global generator and torch with ``seed``;
     - sets torch, the BLAS under NumPy (threadpoolctl) and scikit-learn's OpenMP (``OMP_NUM_THREADS``,
-      read when scikit-learn is first imported) to ``threads`` CPU threads. One thread by default: the build runs two lessons side by side on
+      read when scikit-learn is first imported) to ``threads`` CPU threads, and torch to
+      deterministic algorithms. One thread by default: the build runs two lessons side by side on
       the book's 2-core machine, the small models of the lessons gain little from a second thread
       (some lose), and a reader who runs a lesson alone gets the very numbers the book prints,
-      since a different thread count may sum in a different order. (``torch.use_deterministic_
-      algorithms(True)`` is not called: it changes no operation the lessons run on a CPU, and
-      importing what it needs, torch's compiler, took 1.3–2 s of every lesson's start. The
-      book's determinism test, nbval in strict mode, re-runs every lesson and compares every
-      output, so a non-deterministic operation would still be caught);
+      since a different thread count may sum in a different order;
     - sets ``OMP_WAIT_POLICY=PASSIVE`` (unless already set) before torch is first imported, so
       that idle torch threads sleep instead of spinning. Measured on 2 cores shared with other
       programs, spinning made one small training run 10–30× slower (0.3 s → 3–15 s);
@@ -53,6 +50,7 @@ def setup(seed: int = 0, threads: int = 1) -> dict:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=threads)  # NumPy's BLAS: same thread count as torch, for good
+    torch.use_deterministic_algorithms(True)
 
     import warnings
 

@@ -58,7 +58,7 @@ def test_a_lesson_calls_setup(capture_global_state):
     setup(seed=12345, threads=BEFORE["torch threads"] + 1)
     after = capture_global_state()
     changed = {key for key in BEFORE if BEFORE[key] != after[key]}
-    assert changed >= {"torch threads", "BLAS/OpenMP threads",
+    assert changed >= {"torch deterministic", "torch threads", "BLAS/OpenMP threads",
                        "random state", "numpy state", "torch state", "matplotlib rcParams"}
 
 
@@ -69,7 +69,7 @@ def test_the_next_test_finds_the_state_as_it_was(capture_global_state):
 
 
 def test_setup_state_does_not_leak_into_later_tests(pytester):
-    """Catches setup()'s thread counts, seeds or plot style leaking from one
+    """Catches setup()'s deterministic mode, thread counts, seeds or plot style leaking from one
     test into the next. A pytest session with our conftest runs, twice, a test that calls setup()
     and then one that must find everything as before: as it is, both pass; with the restoring
     fixture switched off, the second one fails, so it can see a leak. (A separate process: the
