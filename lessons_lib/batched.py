@@ -363,6 +363,24 @@ class FineTuneHistory:
         return np.where(self.diverged, 0.0, self.val_acc[:, -1])
 
 
+def _per_run_cross_entropy(out: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The mean cross-entropy of each of K runs: outputs (K, n, classes), labels (K, n) → (K,)."""
+    return nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]), labels.reshape(-1),
+                                       reduction="none").view(out.shape[0], -1).mean(1)
+
+
+def _per_run_accuracy(out: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The accuracy of each of K runs: outputs (K, n, classes), labels (K, n) → (K,)."""
+    return (out.argmax(-1) == labels).float().mean(1)
+
+
+def _sgd_step(params: list[torch.Tensor], rate: torch.Tensor) -> None:
+    """θ_k ← θ_k − η_k · g_k for every stacked parameter, with one rate per run (K,)."""
+    with torch.no_grad():
+        for p in params:
+            p.sub_(rate.view(-1, *([1] * (p.dim() - 1))) * p.grad)
+
+
 def _record_losses(loss: torch.Tensor, first, alive: torch.Tensor, train_loss: np.ndarray,
                    step: int, diverge: float) -> torch.Tensor:
     """The divergence rule of the loops that train K runs with one loss each: record the losses
@@ -505,9 +523,7 @@ def fine_tune_cnns(models_, X_train: torch.Tensor, y_train: torch.Tensor, X_val:
     for step in range(1, steps + 1):
         idx = order[step - 1]
         out = _forward_digit_cnns(params, X_train[run, idx])
-        loss = nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]),
-                                           y_train[run, idx].reshape(-1),
-                                           reduction="none").view(k, -1).mean(1)
+        loss = _per_run_cross_entropy(out, y_train[run, idx])
         first = _record_losses(loss, first, alive, train_loss, step, diverge)
         if not alive.any():
             break
@@ -531,10 +547,7 @@ def fine_tune_cnns(models_, X_train: torch.Tensor, y_train: torch.Tensor, X_val:
             with torch.no_grad():
                 out = _forward_digit_cnns(params, x_val)
                 e = eval_steps.index(step)
-                vl = nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]),
-                                                 y_val_k.reshape(-1),
-                                                 reduction="none").view(k, -1).mean(1)
-                va = (out.argmax(-1) == y_val_k).float().mean(1)
+                vl, va = _per_run_cross_entropy(out, y_val_k), _per_run_accuracy(out, y_val_k)
                 live = alive.numpy()
                 val_loss[live, e], val_acc[live, e] = vl.numpy()[live], va.numpy()[live]
     return FineTuneHistory(train_loss, np.array(eval_steps), val_loss, val_acc, ~alive.numpy(),

@@ -37,7 +37,8 @@ from torch import nn
 
 from lessons_lib._checks import (check_int, check_learning_rate, check_real, check_run,
                                  check_seed)
-from lessons_lib.batched import _forward, _record_losses, _stacked_mlp
+from lessons_lib.batched import (_forward, _per_run_accuracy, _per_run_cross_entropy,
+                                  _record_losses, _sgd_step, _stacked_mlp)
 from lessons_lib.data import Split, minibatch_indices
 from lessons_lib.optimizers import torch_optimizer
 from lessons_lib.train import History, evaluate
@@ -261,8 +262,7 @@ def distill_mlps(teacher: nn.Module, splits, *, lrs, seeds, temperatures, alphas
         log_p = torch.log_softmax(z_soft / T, dim=-1)
         p_t = torch.softmax(z_t / T, dim=-1)
         kl = (p_t * (torch.log(p_t.clamp_min(1e-12)) - log_p)).sum(-1).mean(-1)
-        hard = nn.functional.cross_entropy(z_s.reshape(-1, z_s.shape[-1]), y_batch.reshape(-1),
-                                           reduction="none").view(k, -1).mean(1)
+        hard = _per_run_cross_entropy(z_s, y_batch)
         return a * T.view(-1) ** 2 * kl + (1 - a) * hard
 
     eval_steps = [s for s in range(1, steps + 1) if s % eval_every == 0 or s == steps]
@@ -287,18 +287,12 @@ def distill_mlps(teacher: nn.Module, splits, *, lrs, seeds, temperatures, alphas
         for p in params:
             p.grad = None
         loss[alive].sum().backward()
-        with torch.no_grad():
-            rate = lr_t * alive
-            for p in params:
-                p.sub_(rate.view(-1, *([1] * (p.dim() - 1))) * p.grad)
+        _sgd_step(params, lr_t * alive)
         if step in eval_steps:
             with torch.no_grad():
                 out = _forward(params, X_val)
                 e = eval_steps.index(step)
-                vl = nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]),
-                                                 y_val.reshape(-1),
-                                                 reduction="none").view(k, -1).mean(1)
-                va = (out.argmax(-1) == y_val).float().mean(1)
+                vl, va = _per_run_cross_entropy(out, y_val), _per_run_accuracy(out, y_val)
                 live = alive.numpy()
                 val_loss[live, e], val_acc[live, e] = vl.numpy()[live], va.numpy()[live]
     return DistillHistory(lrs, seeds, temps, alphas, train_loss, np.array(eval_steps), val_loss,

@@ -30,7 +30,8 @@ import torch
 from torch import nn
 
 from lessons_lib._checks import check_int, check_learning_rate, check_real, check_seed
-from lessons_lib.batched import _record_losses
+from lessons_lib.batched import (_per_run_accuracy, _per_run_cross_entropy, _record_losses,
+                                  _sgd_step)
 from lessons_lib.data import Split, minibatch_indices
 from lessons_lib.models import mlp
 from lessons_lib.optimizers import torch_optimizer
@@ -278,9 +279,7 @@ def fit_multitask_mlps(tasks, *, weights, lrs, seeds, steps: int, width: int = 6
     def task_losses(t, h, labels):  # the outputs of head t on trunk features h, and (K,) CEs
         hw, hb = heads[t]
         out = torch.baddbmm(hb.unsqueeze(1), h, hw.transpose(1, 2))
-        return out, nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]),
-                                                labels.reshape(-1),
-                                                reduction="none").view(k, -1).mean(1)
+        return out, _per_run_cross_entropy(out, labels)
 
     eval_steps = [s for s in range(1, steps + 1) if s % eval_every == 0 or s == steps]
     train_loss = np.full((k, steps), np.nan)
@@ -301,17 +300,14 @@ def fit_multitask_mlps(tasks, *, weights, lrs, seeds, steps: int, width: int = 6
         for p in params:
             p.grad = None
         loss[alive].sum().backward()
-        with torch.no_grad():
-            rate = lr_t * alive
-            for p in params:
-                p.sub_(rate.view(-1, *([1] * (p.dim() - 1))) * p.grad)
+        _sgd_step(params, lr_t * alive)
         if step in eval_steps:
             e = eval_steps.index(step)
             live = alive.numpy()
             with torch.no_grad():
                 for t in range(m):
                     out, vl = task_losses(t, _trunk_forward(trunk, X_val[t]), y_val[t])
-                    va = (out.argmax(-1) == y_val[t]).float().mean(1)
+                    va = _per_run_accuracy(out, y_val[t])
                     val_loss[live, t, e], val_acc[live, t, e] = vl.numpy()[live], va.numpy()[live]
     return MultitaskBatchHistory(lrs, seeds, w_arr, train_loss, np.array(eval_steps), val_loss,
                                  val_acc, ~alive.numpy())
