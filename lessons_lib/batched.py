@@ -406,28 +406,36 @@ def _stack_digit_cnns(models_) -> list[torch.Tensor]:
         raise ValueError("models must be models.digit_cnn networks of one shape") from None
 
 
-def _conv3x3(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """3×3 convolutions with zero padding of K networks at once: maps h (K, n, c_in, 8, 8),
-    filters w (K, c_out, c_in, 3, 3), biases b (K, c_out) → (K, n, c_out, 8, 8). The nine shifted
-    copies of the padded maps are cut by slicing (no per-image loop) and multiplied with every
-    network's filters in one batched product."""
-    k, n, c_in = h.shape[:3]
-    padded = nn.functional.pad(h, (1, 1, 1, 1))
-    shifts = torch.stack([padded[..., dy:dy + 8, dx:dx + 8] for dy in range(3) for dx in range(3)],
-                         dim=3)  # (K, n, c_in, 9, 8, 8)
-    patches = shifts.reshape(k, n, c_in * 9, 64).transpose(1, 2).reshape(k, c_in * 9, n * 64)
-    out = torch.baddbmm(b[:, :, None], w.reshape(k, -1, c_in * 9), patches)  # (K, c_out, n·64)
-    return out.view(k, -1, n, 8, 8).transpose(1, 2)
-
-
 def _forward_digit_cnns(params: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """K digit CNNs on images x of shape (K, batch, 64): outputs (K, batch, n_out)."""
+    """K digit CNNs on images x of shape (K, batch, 64): outputs (K, batch, n_out).
+
+    The K networks' channels are laid side by side, (batch, K · channels, 8, 8), and each
+    convolution is one grouped ``conv2d`` (``groups=K``: network k's filters see only network
+    k's channels), which trains faster on a CPU than K separate convolutions or a convolution
+    written as shifted copies of the images."""
     c1w, c1b, c2w, c2b, hw, hb = params
     k, n, _ = x.shape
-    h = torch.relu(_conv3x3(x.view(k, n, 1, 8, 8), c1w, c1b))
-    h = torch.relu(_conv3x3(h, c2w, c2b))
-    h = nn.functional.max_pool2d(h.reshape(k * n, -1, 8, 8), 2).reshape(k, n, -1)
+    h = x.transpose(0, 1).reshape(n, k, 8, 8)
+    h = torch.relu(nn.functional.conv2d(h, c1w.flatten(0, 1), c1b.flatten(), padding=1, groups=k))
+    h = torch.relu(nn.functional.conv2d(h, c2w.flatten(0, 1), c2b.flatten(), padding=1, groups=k))
+    h = nn.functional.max_pool2d(h, 2).reshape(n, k, -1).transpose(0, 1)  # (K, batch, c2 · 16)
     return torch.baddbmm(hb.unsqueeze(1), h, hw.transpose(1, 2))
+
+
+def _evaluate_digit_cnns(params: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """The outputs (K, n, n_out) of K digit CNNs on the same images x (n, 64), one network at a
+    time with torch's own convolution: for many images this is several times faster than
+    :func:`_forward_digit_cnns`, which is built for small training batches (no gradients)."""
+    c1w, c1b, c2w, c2b, hw, hb = params
+    h0 = x.view(-1, 1, 8, 8)
+    outs = []
+    with torch.no_grad():
+        for k in range(c1w.shape[0]):
+            h = torch.relu(nn.functional.conv2d(h0, c1w[k], c1b[k], padding=1))
+            h = torch.relu(nn.functional.conv2d(h, c2w[k], c2b[k], padding=1))
+            h = nn.functional.max_pool2d(h, 2).flatten(1)
+            outs.append(torch.addmm(hb[k], h, hw[k].T))
+    return torch.stack(outs)
 
 
 def trained_digit_cnn(history: FineTuneHistory, k: int) -> nn.Module:
@@ -519,7 +527,7 @@ def fine_tune_cnns(models_, X_train: torch.Tensor, y_train: torch.Tensor, X_val:
     val_acc = np.full((k, len(eval_steps)), np.nan)
     alive = torch.ones(k, dtype=torch.bool)
     first = None
-    x_val, y_val_k = X_val.expand(k, *X_val.shape), y_val.expand(k, *y_val.shape)
+    y_val_k = y_val.expand(k, *y_val.shape)
     for step in range(1, steps + 1):
         idx = order[step - 1]
         out = _forward_digit_cnns(params, X_train[run, idx])
@@ -545,7 +553,7 @@ def fine_tune_cnns(models_, X_train: torch.Tensor, y_train: torch.Tensor, X_val:
             _optimizer_step(opt, params, views, 1.0, alive, True, False, False)
         if step in eval_steps:
             with torch.no_grad():
-                out = _forward_digit_cnns(params, x_val)
+                out = _evaluate_digit_cnns(params, X_val)
                 e = eval_steps.index(step)
                 vl, va = _per_run_cross_entropy(out, y_val_k), _per_run_accuracy(out, y_val_k)
                 live = alive.numpy()

@@ -298,3 +298,53 @@ def animate_lr_scrub(landscape: Landscape, lrs=None, steps: int | None = None, s
         return list(lines.values()) + [status, knob]
 
     return _animation(fig, draw, len(rates), interval=interval)
+
+
+def _box(ax, xy, text, color, width=0.26, height=0.16):
+    """A rounded box with centred text on axes spanning [0, 1]², its centre at ``xy``."""
+    from matplotlib.patches import FancyBboxPatch
+
+    x, y = xy
+    ax.add_patch(FancyBboxPatch((x - width / 2, y - height / 2), width, height,
+                                boxstyle="round,pad=0.02", fc=color, ec="0.3", lw=1))
+    ax.text(x, y, text, ha="center", va="center", fontsize=9)
+
+
+def _arrow(ax, start, end, text="", offset=(0.0, 0.04)):
+    """An arrow from ``start`` to ``end`` with ``text`` beside its middle."""
+    ax.annotate("", xy=end, xytext=start, arrowprops=dict(arrowstyle="->", lw=1.5, color="0.25"))
+    mid = ((start[0] + end[0]) / 2 + offset[0], (start[1] + end[1]) / 2 + offset[1])
+    ax.text(*mid, text, ha="center", va="center", fontsize=8, color="0.2")
+
+
+def transfer_diagram():
+    """Chapter 7's diagram: transfer learning (left: a source domain with many labels trains a
+    network; its backbone, and its head when the classes are the same, start the network of a
+    target domain with few labels) beside reinforcement learning (right: an agent acts, the
+    environment answers with a new state and a reward). Returns the figure."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8), width_ratios=[1.6, 1])
+    for ax in (left, right):
+        ax.set(xlim=(-0.02, 1.02), ylim=(0, 1.08), xticks=[], yticks=[])
+        ax.grid(False)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+    blue, orange, green = "#cfe3f3", "#fbe3c1", "#cdeadf"
+    _box(left, (0.15, 0.78), "source domain\nmany labelled\nclean digits", blue)
+    _box(left, (0.15, 0.22), "target domain\nfew labelled\nnoisy digits", orange)
+    _box(left, (0.52, 0.78), "pretrained network\nbackbone | head", blue, width=0.3)
+    _box(left, (0.52, 0.22), "fine-tuned network\nbackbone | head", orange, width=0.3)
+    _box(left, (0.87, 0.22), "predictions\non the target", orange, width=0.22)
+    _arrow(left, (0.29, 0.78), (0.36, 0.78), "pretrain", offset=(0.0, 0.12))
+    _arrow(left, (0.29, 0.22), (0.36, 0.22), "fine-tune", offset=(0.0, 0.12))
+    _arrow(left, (0.52, 0.69), (0.52, 0.31), "copy the weights\n(a new head if\nthe classes differ)",
+           offset=(0.12, 0.0))
+    _arrow(left, (0.67, 0.22), (0.76, 0.22))
+    left.text(0.5, 1.03, "transfer learning", ha="center", fontsize=10, weight="bold")
+    right.text(0.5, 1.03, "reinforcement learning", ha="center", fontsize=10, weight="bold")
+    _box(right, (0.5, 0.8), "agent\n(a network that acts)", green, width=0.5)
+    _box(right, (0.5, 0.2), "environment\n(a game, a robot's world)", green, width=0.5)
+    _arrow(right, (0.3, 0.71), (0.3, 0.29), "action", offset=(-0.1, 0.0))
+    _arrow(right, (0.7, 0.29), (0.7, 0.71), "new state\n+ reward", offset=(0.13, 0.0))
+    right.text(0.5, 0.5, "no labels:\nlearns from\nrewards", ha="center", va="center", fontsize=8,
+               color="0.3")
+    return fig

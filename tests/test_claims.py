@@ -130,6 +130,30 @@ def test_ledger_page_is_in_sync_with_catalogue_and_lessons():
         assert f"| {cid} |" in committed
 
 
+def test_the_ledger_is_complete_every_claim_has_a_lesson_and_no_row_waits():
+    """Catches a claim of the catalogue that no lesson records (its ledger row would read "not
+    yet covered"), e.g. after a lesson was removed from the book or a claim added to the
+    catalogue without an experiment: with chapter 7 written, every ID has a verdict."""
+    book = ROOT / "book"
+    where = claims.find_recordings(book)
+    missing = [cid for cid in claims.catalogue() if cid not in where]
+    assert not missing, f"no lesson records {missing}"
+    committed = (book / "appendix" / "claims-ledger.md").read_text(encoding="utf-8")
+    assert f"| {claims.NOT_COVERED} |" not in committed
+    assert len(where) == len(claims.catalogue()) == 63
+
+
+def test_the_landing_page_map_shows_every_chapter_written():
+    """Catches the landing page's map still announcing a chapter as "in progress" or "to come",
+    or losing a chapter's row: seven rows, each linking to its first lesson as "written"."""
+    intro = (ROOT / "book" / "intro.md").read_text(encoding="utf-8")
+    rows = [line for line in intro.splitlines() if re.match(r"\| [1-7]\. ", line)]
+    assert [row.split(".")[0] for row in rows] == [f"| {n}" for n in range(1, 8)]
+    for row in rows:
+        status = row.rstrip(" |").rsplit("|", 1)[1].strip()
+        assert re.fullmatch(r"\{ref\}`written <ch0[1-7]-[a-z-]+>`", status), row
+
+
 def test_ledger_layout_one_compact_row_per_claim_and_the_evidence_under_each_table():
     """Catches the ledger growing back to a table too wide for the page (more than four columns,
     the evidence in the table), a row whose verdict or link points at another claim or lesson, a

@@ -12,7 +12,7 @@ The references:
   ``data.minibatch_indices``;
 - ``batched.fine_tune_cnns``: run k against ``transfer.fine_tune`` of the same network, data,
   rates, seed and optimizer, and (for ``unfreeze_at``) against the torch loop that zeroes the
-  gradient of a layer until its update; ``_conv3x3`` against ``torch.nn.functional.conv2d``;
+  gradient of a layer until its update; the batched forward pass against each network's own;
 - ``pretrained``: the files in a temporary ``LESSONS_CACHE_DIR`` (never the repository's
   ``_build``), with a 2-epoch recipe where the test is about caching;
 - ``proxy_a_distance``: 0 for one distribution, 2 for separable ones, 2(1 − 2Φ(−δ/2)) for two
@@ -899,20 +899,6 @@ def test_unfreezing_after_the_last_update_is_rate_zero(target_runs, optimizer):
         assert torch.equal(p[0], p[1])
     np.testing.assert_array_equal(hist.train_loss[0], hist.train_loss[1])
     assert torch.equal(hist.params[2][0], nets[0].conv2.weight.detach())
-
-
-def test_conv3x3_is_conv2d_with_padding_one():
-    """Catches the batched convolution shifting the patches the wrong way, transposing the
-    filters or mixing the networks: per network it is torch's conv2d(padding=1)."""
-    gen = torch.Generator().manual_seed(0)
-    h = torch.randn(3, 5, 2, 8, 8, generator=gen)
-    w = torch.randn(3, 4, 2, 3, 3, generator=gen)
-    b = torch.randn(3, 4, generator=gen)
-    out = batched._conv3x3(h, w, b)
-    assert out.shape == (3, 5, 4, 8, 8)
-    for k in range(3):
-        torch.testing.assert_close(out[k], F.conv2d(h[k], w[k], b[k], padding=1),
-                                   rtol=1e-5, atol=1e-5)
 
 
 def test_forward_digit_cnns_is_each_network(target_runs, pools):
