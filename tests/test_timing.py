@@ -110,13 +110,14 @@ def test_a_planted_penalty_away_from_powers_of_two_is_found():
 
 def test_a_real_sleeping_penalty_is_found_with_the_real_clock():
     """The same with time.perf_counter and time.sleep: catches a protocol that only works with
-    the virtual clock (e.g. timing the wrong call). Sleeping 3 ms more at 17 than at 16 and 15."""
+    the virtual clock (e.g. timing the wrong call). Sleeping 15 ms more at 17 than at 16 and 15.
+    A loaded machine can wake a sleeper late, so the claim is on the median of five repeats."""
     def step(b):
-        time.sleep(0.001 if b != 17 else 0.004)
+        time.sleep(0.005 if b != 17 else 0.020)
 
-    times = timing.time_steps(step, [15, 16, 17], repeats=2, steps=1, warmup=0)
+    times = timing.time_steps(step, [15, 16, 17], repeats=5, steps=1, warmup=0)
     rho = times.neighbour_ratios([16])[:, 0]
-    assert np.all(rho < 0.8)            # 1 ms against ½ (1 + 4) ms: ρ ≈ 0.4
+    assert np.median(rho) < 0.8         # 5 ms against ½ (5 + 20) ms: ρ ≈ 0.4
 
 
 def test_outcomes_follow_the_interval_and_the_margin():
