@@ -4,6 +4,11 @@ Budgets (the book's house rules): each lesson under 60 s, the whole book under 6
 time, the peak memory of a lesson's kernel under 1.5 GB. A lesson over budget fails the run.
 Override with LESSON_BUDGET_S / BOOK_BUDGET_S / LESSON_MEMORY_MB for a slower machine.
 
+Longest lessons first: the items are ordered by each lesson's time in ``tests/lesson_times.json``
+(a lesson not listed counts as the slowest), so that the two queues of ``-n 2 --dist loadfile``
+end together instead of one worker starting a long lesson while the other sits idle. The table
+only orders the run; refresh it from the summary below when the lessons change much.
+
 Works with and without pytest-xdist: a lesson's time is the sum of its cells' durations (the
 reports reach the controller), the book's time is the wall time of the whole session (lessons run
 side by side under ``-n 2``), and each worker sends the peak resident memory of its kernels (its
@@ -12,10 +17,12 @@ children) to the controller when it finishes.
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import time
 from collections import defaultdict
+from pathlib import Path
 
 LESSON_BUDGET_S = float(os.environ.get("LESSON_BUDGET_S", 60))
 BOOK_BUDGET_S = float(os.environ.get("BOOK_BUDGET_S", 360))
@@ -30,6 +37,25 @@ _start = time.perf_counter()
 def _children_peak_mb() -> float:
     # ru_maxrss is in kB on Linux: the largest resident set of any finished child (the kernels)
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def _expected_seconds() -> dict[str, float]:
+    path = Path(__file__).with_name("lesson_times.json")
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def _lesson_key(nodeid: str) -> str:
+    """'_build/jupyter_execute/book/ch05/01-x.ipynb::Cell 3' → 'book/ch05/01-x'."""
+    path = nodeid.split("::")[0]
+    path = path[path.find("book/"):] if "book/" in path else path
+    return path.removesuffix(".ipynb")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Longest lessons first (stable: a lesson's cells keep their order)."""
+    expected = _expected_seconds()
+    slowest = max(expected.values(), default=0.0) + 1
+    items.sort(key=lambda item: -expected.get(_lesson_key(item.nodeid), slowest))
 
 
 def pytest_sessionstart(session):

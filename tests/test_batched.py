@@ -21,13 +21,7 @@ from lessons_lib import batched, data, models, optimizers, train
 STEPS = 40
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: one thread is faster than two, and much faster on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest.py
 
 
 def reference(digits, lr, seed, optimizer, depth=1, width=16, lr_schedule=None):

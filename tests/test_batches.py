@@ -27,13 +27,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from lessons_lib import batches, models
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: one thread is faster than two, and much faster on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest.py
 
 
 def loader_counts(n, batch_size, drop_last):

@@ -38,13 +38,7 @@ SOURCE = "clean"
 PER_CLASS, STEPS, SEEDS, EVERY = 2, 4, [0, 1], 2
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: one thread is faster than two, and much faster on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest.py
 
 
 @pytest.fixture(scope="module", autouse=True)

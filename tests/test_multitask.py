@@ -16,13 +16,7 @@ from lessons_lib import models, multitask, train
 from lessons_lib.data import Split, minibatch_indices
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: one thread is faster than two, and much faster on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest.py
 
 
 def part(digits, start, n, labels=None) -> Split:

@@ -49,13 +49,7 @@ SOURCE_PER_CLASS = _POOL_DEFAULTS["source_per_class"].default
 TARGET_PER_CLASS = _POOL_DEFAULTS["target_per_class"].default
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: one thread is faster than two, and much faster on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest.py
 
 
 @pytest.fixture(scope="module")
