@@ -57,7 +57,7 @@ bench-search: $(STAMP)
 # Every lesson whose code changed runs here, $(JOBS) at a time (one thread each), into the cache
 # that the build reads; a lesson already in the cache is not run again.
 execute: $(STAMP)
-	$(BIN)/python -m lessons_lib._execute --jobs $(JOBS) $(LESSONS)
+	$(BIN)/python -m lessons_lib._execute --jobs $(JOBS) --times tests/lesson_times.json $(LESSONS)
 
 html: $(STAMP) ledger execute
 	@start=$$(date +%s); \

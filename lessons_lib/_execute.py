@@ -20,6 +20,7 @@ Usage: ``python -m lessons_lib._execute [--jobs 2] [--timeout SECONDS] LESSON.md
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -60,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=int, default=None,
                         help="seconds per cell (default: execute.timeout in --config)")
     parser.add_argument("--config", default="_config.yml")
+    parser.add_argument("--times", type=Path, default=None,
+                        help="JSON of each lesson's last measured seconds ('book/ch01/01-x': 16.3), "
+                             "to start the longest first (default: the longest source first)")
     args = parser.parse_args(argv)
     if args.timeout is None:
         args.timeout = config_timeout(args.config)
@@ -73,8 +77,17 @@ def main(argv: list[str] | None = None) -> int:
     records = {str(p.resolve()): cache.add_nb_to_project(str(p.resolve()), read_data=READER)
                for p in args.lessons}
     todo = [r.uri for r in cache.list_unexecuted(filter_pks=[r.pk for r in records.values()])]
-    # longest first (the size of the source is a fair proxy), so the two queues end together
-    todo.sort(key=lambda uri: -Path(uri).stat().st_size)
+    # longest first, so that the queues end together: by the measured times when given (a
+    # lesson not in the table counts as the longest), else by the size of the source
+    times = json.loads(args.times.read_text(encoding="utf-8")) if args.times else None
+
+    def expected(uri: str) -> float:
+        if times is None:
+            return Path(uri).stat().st_size
+        key = os.path.relpath(uri).removesuffix(".md")
+        return times.get(key, max(times.values(), default=0.0) + 1)
+
+    todo.sort(key=lambda uri: -expected(uri))
     print(f"{len(records) - len(todo)} lessons cached, {len(todo)} to execute "
           f"({args.jobs} at a time)", flush=True)
     start, failed = time.perf_counter(), []
