@@ -52,6 +52,27 @@ def test_every_named_figure_is_referenced_from_the_text(lesson):
     assert not unreferenced, f"{lesson.name}: no {{numref}} points to {unreferenced}"
 
 
+def prose_lines(text: str) -> list[tuple[int, str]]:
+    """(line number, line) for every line outside code cells, fenced blocks and front matter."""
+    lines, fenced = [], False
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.startswith("```"):
+            fenced = not fenced
+            continue
+        if not fenced:
+            lines.append((n, line))
+    return lines
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_no_prose_line_starts_with_a_percent_sign(lesson):
+    """Catches a paragraph wrapped so that a line starts with "%": MyST reads the line as a
+    comment and drops it from the page (a "… 93.1\n%), and …" once lost half a sentence)."""
+    text = lesson.read_text(encoding="utf-8")
+    comments = [n for n, line in prose_lines(text) if line.startswith("%")]
+    assert not comments, f"{lesson.name}: lines {comments} start with % (a MyST comment)"
+
+
 # One Japanese word per concept: the glossary's word, and the variants the book must not use (some
 # of them are the source articles' own spelling; the book keeps the glossary's).
 GLOSSARY = ROOT / "book" / "appendix" / "glossary.md"
