@@ -53,6 +53,18 @@ def config_timeout(config: str | Path = "_config.yml") -> int:
     return timeout
 
 
+def expected_seconds(times: dict[str, float]):
+    """``lesson -> seconds`` from a table of measured times ('book/ch01/01-x': 16.3); a lesson
+    not in the table counts as slower than every lesson in it (a new lesson starts first). Used to
+    run the longest lessons first here and in the nbval run (``tests/lesson_budget.py``)."""
+    slowest = max(times.values(), default=0.0) + 1
+
+    def expected(lesson: str) -> float:
+        return times.get(lesson, slowest)
+
+    return expected
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("lessons", nargs="+", type=Path)
@@ -77,17 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     records = {str(p.resolve()): cache.add_nb_to_project(str(p.resolve()), read_data=READER)
                for p in args.lessons}
     todo = [r.uri for r in cache.list_unexecuted(filter_pks=[r.pk for r in records.values()])]
-    # longest first, so that the queues end together: by the measured times when given (a
-    # lesson not in the table counts as the longest), else by the size of the source
-    times = json.loads(args.times.read_text(encoding="utf-8")) if args.times else None
-
-    def expected(uri: str) -> float:
-        if times is None:
-            return Path(uri).stat().st_size
-        key = os.path.relpath(uri).removesuffix(".md")
-        return times.get(key, max(times.values(), default=0.0) + 1)
-
-    todo.sort(key=lambda uri: -expected(uri))
+    # longest first, so that the queues end together: by the measured times when given, else by
+    # the size of the source
+    if args.times:
+        expected = expected_seconds(json.loads(args.times.read_text(encoding="utf-8")))
+        todo.sort(key=lambda uri: -expected(os.path.relpath(uri).removesuffix(".md")))
+    else:
+        todo.sort(key=lambda uri: -Path(uri).stat().st_size)
     print(f"{len(records) - len(todo)} lessons cached, {len(todo)} to execute "
           f"({args.jobs} at a time)", flush=True)
     start, failed = time.perf_counter(), []

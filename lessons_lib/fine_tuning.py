@@ -154,15 +154,16 @@ def compare(arms: Mapping[str, Arm], per_class: int, *, seeds: Sequence[int], st
     steps = check_int("steps", steps)
     eval_every = steps if eval_every is None else check_int("eval_every", eval_every)
     targets = {s: transfer.target_split(per_class, seed=s, domain=domain) for s in seeds}
-    runs = [(name, r, s) for name, arm in arms.items() for r in range(len(arm.rates)) for s in seeds]
+    settings = {name: np.asarray(arm.rates, float).reshape(-1, 3) for name, arm in arms.items()}
+    runs = [(name, r, s) for name, rates in settings.items() for r in range(len(rates))
+            for s in seeds]
     nets = [arms[name].start(s) for name, _, s in runs]
     test = targets[seeds[0]]
     before = np.array([float(accuracy(net, test.X_val, test.y_val)) for net in nets])
     hist = batched.fine_tune_cnns(
         nets, torch.stack([targets[s].X_train for *_, s in runs]),
         torch.stack([targets[s].y_train for *_, s in runs]), test.X_val, test.y_val,
-        rates=np.concatenate([np.asarray(arms[name].rates, float).reshape(-1, 3)[[r]]
-                              for name, r, _ in runs]),
+        rates=np.array([settings[name][r] for name, r, _ in runs]),
         unfreeze_at=np.array([arms[name].unfreeze_at for name, *_ in runs], dtype=int),
         steps=steps, batch_size=min(check_int("batch_size", batch_size), len(test.y_train)),
         seeds=np.array([s for *_, s in runs]), optimizer=optimizer, eval_every=eval_every)
@@ -170,9 +171,8 @@ def compare(arms: Mapping[str, Arm], per_class: int, *, seeds: Sequence[int], st
     acc = np.concatenate([before[:, None], acc], axis=1)
     eval_steps = np.concatenate([[0], hist.eval_steps])
     out, i = {}, 0
-    for name, arm in arms.items():
-        n = len(arm.rates) * len(seeds)
-        out[name] = ArmResult(np.asarray(arm.rates, float).reshape(-1, 3), eval_steps,
-                              acc[i:i + n].reshape(len(arm.rates), len(seeds), -1))
+    for name, rates in settings.items():
+        n = len(rates) * len(seeds)
+        out[name] = ArmResult(rates, eval_steps, acc[i:i + n].reshape(len(rates), len(seeds), -1))
         i += n
     return out

@@ -39,7 +39,7 @@ def _children_peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
-def _expected_seconds() -> dict[str, float]:
+def _measured_times() -> dict[str, float]:
     path = Path(__file__).with_name("lesson_times.json")
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
@@ -53,9 +53,10 @@ def _lesson_key(nodeid: str) -> str:
 
 def pytest_collection_modifyitems(session, config, items):
     """Longest lessons first (stable: a lesson's cells keep their order)."""
-    expected = _expected_seconds()
-    slowest = max(expected.values(), default=0.0) + 1
-    items.sort(key=lambda item: -expected.get(_lesson_key(item.nodeid), slowest))
+    from lessons_lib._execute import expected_seconds
+
+    expected = expected_seconds(_measured_times())
+    items.sort(key=lambda item: -expected(_lesson_key(item.nodeid)))
 
 
 def pytest_sessionstart(session):
