@@ -17,12 +17,13 @@ TORCH_INDEX ?=
 PIP     := $(BIN)/python -m pip install --disable-pip-version-check -q \
            $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 
-.PHONY: help venv lock book execute html notebooks ledger bench-search test test-lib test-lessons test-site lab browser postgres clean
+.PHONY: help venv lock book execute html html-ja pot po notebooks ledger bench-search test test-lib test-lessons test-site lab browser postgres clean
 help:
 	@echo "make book   set up .venv (from requirements.lock), execute every lesson ($(JOBS) at a time), build the HTML"
 	@echo "make test   library tests + warnings-as-errors build + nbval (strict) on the executed lessons + site tests"
 	@echo "make lock   recompile requirements.lock after editing requirements.txt"
 	@echo "make lab    JupyterLab on book/, lessons open as notebooks"
+	@echo "make po     after changing a lesson: update the Japanese catalogues (locales/ja), then translate what is new or fuzzy"
 	@echo "make ledger regenerate book/appendix/claims-ledger.md from the catalogue and the lessons"
 	@echo "make bench-search  chapter 5's full search benchmark (tens of minutes; not part of make test)"
 	@echo "make clean  remove _build (the execution cache too)"
@@ -64,8 +65,29 @@ html: $(STAMP) ledger execute
 	$(BIN)/jupyter-book build . $(JB_FLAGS) && \
 	echo "Built in $$(( $$(date +%s) - start )) s."
 
-book: html
-	@echo "Open $(CURDIR)/_build/html/index.html"
+# The Japanese edition (locales/ja): the same book with language: ja, from the same execution
+# cache (no lesson runs twice), into _build/html/ja. Every page links to itself in the other edition.
+JA_CONFIG := _build/_config.ja.yml
+html-ja: html
+	@start=$$(date +%s); \
+	$(BIN)/python -m lessons_lib._i18n config $(JA_CONFIG) && \
+	$(BIN)/jupyter-book build . --config $(JA_CONFIG) --path-output _build/ja $(JB_FLAGS) && \
+	rm -rf _build/html/ja && cp -r _build/ja/_build/html _build/html/ja && \
+	echo "Japanese edition built in $$(( $$(date +%s) - start )) s."
+
+# The messages to translate: every page's (Sphinx's gettext builder, reading the execution cache)
+# and the text the lessons compute (verdicts, evidence, phrases), numbers replaced by slots.
+pot: html
+	@rm -rf _build/gettext
+	$(BIN)/jupyter-book build . --builder custom --custom-builder gettext $(JB_FLAGS) >/dev/null
+	$(BIN)/python -m lessons_lib._i18n pot _build/gettext/computed.pot
+
+# After changing a lesson: new messages untranslated, changed ones fuzzy (see README.md).
+po: pot
+	$(BIN)/python -m lessons_lib._i18n merge _build/gettext locales/ja/LC_MESSAGES
+
+book: html html-ja
+	@echo "Open $(CURDIR)/_build/html/index.html (日本語: $(CURDIR)/_build/html/ja/index.html)"
 
 # The .ipynb that nbval runs (and that Binder users could download) are generated, never edited.
 notebooks: $(STAMP)
@@ -88,7 +110,7 @@ test-lessons: html
 	PYTHONPATH=tests $(BIN)/python -m pytest $(EXECUTED) --nbval -p lesson_budget \
 	  --nbval-sanitize-with tests/nbval_sanitize.cfg -n $(JOBS) --dist loadfile -q -p no:cacheprovider
 
-test-site: html browser
+test-site: html html-ja pot browser
 	$(BIN)/python -m pytest tests/site -q
 
 # Headless Chromium for the test that opens the built site in a real browser.
@@ -96,6 +118,9 @@ browser:
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
 	  { echo "installing chromium (Debian package) for the browser test"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@fc-list :lang=ja 2>/dev/null | grep -q . || \
+	  { echo "installing a Japanese font (Debian package fonts-noto-cjk) for the browser test"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk >/dev/null; }
 
 # PostgreSQL for the test of a study shared by worker processes (tests/test_shared_study.py starts
 # a throw-away server; Debian puts initdb under /usr/lib/postgresql/*/bin, not on PATH).

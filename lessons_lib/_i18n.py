@@ -1,17 +1,286 @@
-"""Sphinx extension for the Japanese edition: glued numbers inside translated paragraphs.
+"""The Japanese edition: one book, two languages, the same executed lessons.
 
-Sphinx translates a page by parsing each translated message on its own, outside the notebook it
-came from; myst-nb's glue roles in it (``{glue:text}`best_lr:.2g```) then find no glue data and
-paste nothing. In a translated fragment of a notebook page, every glue reference to the page's
-own data is rewritten to name the page (``{glue:text}`01-the-step.md::best_lr:.2g```), the form
-myst-nb resolves from the page's saved glue data after all pages are read. The numbers of both
-editions therefore come from the same executed notebooks.
+The pages are translated the way Sphinx projects do it: ``make po`` extracts every message of the
+built book (the ``gettext`` builder) and merges it into ``locales/ja/LC_MESSAGES/book/**.po``; a
+build with ``language: ja`` reads those catalogues. Two things a page catalogue cannot hold are
+handled here, in a Sphinx extension (``_config.yml`` lists it):
+
+1. **Glued numbers inside translated paragraphs.** Sphinx parses each translated message on its
+   own, outside the notebook it came from, where myst-nb's glue roles find no data. Every local
+   glue reference of a translated fragment is rewritten to name the page
+   (``{glue:text}`01-the-step.md::best_lr:.2g```), which myst-nb resolves from the page's saved
+   glue data. Both editions paste the numbers of the same executed notebooks.
+2. **Text the lessons compute.** A lesson glues words as well as numbers: verdicts and their
+   conditions, evidence sentences (``claims.record``), phrases chosen by an outcome
+   (``*_words``), and it displays a claim box. Their Japanese lives in one more catalogue,
+   ``locales/ja/LC_MESSAGES/computed.po``, whose messages are *templates*: each number of the
+   English text replaced by a numbered slot ``⟨0⟩, ⟨1⟩, …``. In the Japanese build every pasted
+   text and every claim box is looked up by its template and the lesson's own numbers are put
+   back into the translated template's slots, so a number can change without the translation
+   going stale, while a changed sentence (another outcome, say) has no translation and is a build
+   warning, an error under ``-W``. In every build the claim boxes are marked untranslatable, so
+   that their numbers never reach the page catalogues.
+
+Verdicts are translated by kind (:data:`KINDS_JA`, the labels of the claims ledger too) followed
+by the translated condition or interval.
+
+Command line (``make po`` and ``make html-ja`` call it):
+
+- ``python -m lessons_lib._i18n pot OUT.pot``: the computed text's template, from the executed
+  lessons (``_build/jupyter_execute``) and the claims catalogue;
+- ``python -m lessons_lib._i18n merge POT_DIR PO_DIR``: the catalogues updated from the templates
+  (``msgmerge``'s rules, with Babel, so that no GNU gettext is needed);
+- ``python -m lessons_lib._i18n config OUT.yml``: the Japanese edition's ``_config.yml``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import re
+import sys
+from ast import literal_eval
+from pathlib import Path
+
+from lessons_lib.claims import MEANINGS, NOT_SHOWN, catalogue
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCALES = ROOT / "locales"
+COMPUTED = "computed"  # the computed text's catalogue: locales/<lang>/LC_MESSAGES/computed.po
+
+#: A number as the lessons print it: 12, 0.05, 1,626, 1e-3, -0.4, +32.9, −0.5. A sign counts only
+#: after a space or an opening bracket (so that "TR-5" keeps its hyphen), and digits glued to a
+#: letter (L2, ch07) are not numbers.
+NUMBER = re.compile(r"(?:(?<=^)|(?<=[\s(\[{:=,;/×]))[−+-]?\d+(?:[.,]\d+)*(?:e[−+-]?\d+)?"
+                    r"|(?<![\w.−+-])\d+(?:[.,]\d+)*(?:e[−+-]?\d+)?")
+SLOT = re.compile(r"⟨(\d+)⟩")
+
+#: The verdict kinds as the Japanese edition names them (the ledger's labels, the claim boxes).
+KINDS_JA = {
+    "holds": "成り立つ",
+    "holds only when": "条件付きで成り立つ",
+    "does not hold here": "ここでは成り立たない",
+    NOT_SHOWN: "この規模では示されず",
+    "shown": "実演で確認",
+    "explained": "解説済み",
+    "not yet covered": "未検証",
+}
+TITLES = {"ja": "手を動かして学ぶ学習率"}  # the site's title in each edition (the landing page's)
+ACTIONS_JA = {"demo": "実演", "test": "検証", "explain": "解説", "explain+demo": "解説＋実演",
+              "explain+test": "解説＋検証"}
+CLAIM_BOX = re.compile(r"\*\*Claim (?P<id>[A-Z]{2}-\d+)\*\* \((?P<action>\w+)\) — \*(?P<text>.*?)\*"
+                       r"  \nVerdict: \*\*(?P<verdict>.*?)\*\*\. (?P<evidence>.*)\Z", re.S)
+
+
+def template(text: str) -> tuple[str, list[str]]:
+    """``text`` with its numbers replaced by slots ``⟨0⟩, ⟨1⟩, …``, and the numbers in order.
+
+    >>> template("gain +32.9 points at k = 1")
+    ('gain ⟨0⟩ points at k = ⟨1⟩', ['+32.9', '1'])
+    """
+    numbers: list[str] = []
+
+    def slot(match: re.Match) -> str:
+        numbers.append(match.group(0))
+        return f"⟨{len(numbers) - 1}⟩"
+
+    return NUMBER.sub(slot, text), numbers
+
+
+def fill(translated: str, numbers: list[str]) -> str:
+    """Put ``numbers`` back into the slots of a translated template (in any order)."""
+    def number(match: re.Match) -> str:
+        i = int(match.group(1))
+        if i >= len(numbers):
+            raise ValueError(f"the translation has slot ⟨{i}⟩, the text only {len(numbers)} numbers")
+        return numbers[i]
+
+    return SLOT.sub(number, translated)
+
+
+def has_words(text: str) -> bool:
+    """Whether ``text`` (a template) has anything to translate: a Latin letter outside its slots."""
+    return re.search(r"[A-Za-z]", SLOT.sub("", text)) is not None
+
+
+def split_verdict(text: str) -> tuple[str, str] | None:
+    """``(kind, rest)`` of a verdict's text (``"holds only when η < 2/λ"`` → ``("holds only when",
+    "η < 2/λ")``; a "not shown" verdict's interval without its brackets), or None."""
+    text = " ".join(text.split())
+    for kind in sorted(KINDS_JA, key=len, reverse=True):
+        if text == kind:
+            return kind, ""
+        if text.startswith(kind + " "):
+            rest = text[len(kind) + 1:]
+            if kind == NOT_SHOWN and rest.startswith("(") and rest.endswith(")"):
+                rest = rest[1:-1]
+            return kind, rest
+    return None
+
+
+class MissingTranslation(LookupError):
+    """A computed text whose template the catalogue does not translate."""
+
+
+class Computed:
+    """The translations of computed text: ``{template: translated template}``."""
+
+    def __init__(self, table: dict[str, str]):
+        self.table = table
+
+    @classmethod
+    def load(cls, language: str, locales: Path = LOCALES) -> Computed:
+        """The catalogue ``locales/<language>/LC_MESSAGES/computed.po``: its translated,
+        non-fuzzy messages."""
+        path = locales / language / "LC_MESSAGES" / f"{COMPUTED}.po"
+        return cls(dict(_translated_messages(path)) if path.exists() else {})
+
+    def phrase(self, text: str) -> str:
+        """A computed phrase or sentence, translated with its own numbers."""
+        tmpl, numbers = template(text)
+        if not has_words(tmpl):
+            return text
+        if tmpl not in self.table:
+            raise MissingTranslation(tmpl)
+        return fill(self.table[tmpl], numbers)
+
+    def verdict(self, text: str) -> str:
+        """A verdict: the kind's Japanese name, then the translated condition or interval."""
+        split = split_verdict(text)
+        if split is None:
+            return self.phrase(text)
+        kind, rest = split
+        if not rest:
+            return KINDS_JA[kind]
+        rest = self.phrase(rest)
+        return f"{KINDS_JA[kind]}（{rest}）" if kind == NOT_SHOWN else f"{KINDS_JA[kind]}：{rest}"
+
+    def claim_box(self, markdown: str) -> str:
+        """The Markdown of :class:`lessons_lib.claims.Record`, in Japanese."""
+        box = CLAIM_BOX.match(markdown)
+        if box is None:
+            return self.phrase(markdown)
+        action = ACTIONS_JA.get(box["action"], box["action"])
+        return (f"**主張 {box['id']}**（{action}）— *{self.phrase(box['text'])}*  \n"
+                f"判定：**{self.verdict(box['verdict'])}**。{self.phrase(box['evidence'])}")
+
+
+def _translated_messages(path: Path):
+    from babel.messages.pofile import read_po
+
+    with open(path, "rb") as f:
+        for message in read_po(f):
+            if message.id and message.string and not message.fuzzy:
+                yield message.id, message.string
+
+
+# --- extraction -------------------------------------------------------------------------------
+
+def computed_texts(executed: Path) -> dict[str, list[str]]:
+    """Every template to translate, with where it comes from (``page::key`` or ``claim ID``):
+    the text glues of the executed lessons (``executed/**/*.glue.json``; a verdict contributes its
+    condition or interval) and the claims' own texts (the claim boxes show them)."""
+    found: dict[str, list[str]] = {}
+
+    def add(text: str, where: str) -> None:
+        tmpl, _ = template(" ".join(text.split()))
+        if has_words(tmpl):
+            found.setdefault(tmpl, []).append(where)
+
+    for glue_file in sorted(Path(executed).rglob("*.glue.json")):
+        page = glue_file.relative_to(executed).as_posix().removesuffix(".glue.json") + ".md"
+        for key, output in json.loads(glue_file.read_text(encoding="utf-8")).items():
+            text = _glued_text(output.get("data", {}))
+            if text is None:
+                continue
+            split = split_verdict(text)
+            add(split[1] if split else text, f"{page}::{key}")
+    for claim in catalogue().values():
+        add(claim.text, f"claim {claim.id}")
+    return found
+
+
+def _glued_text(data: dict) -> str | None:
+    """The string a glue pastes with ``{glue:text}``, or None if it is a number or a picture."""
+    if "text/plain" not in data or any(k.startswith("image/") for k in data):
+        return None
+    try:
+        value = literal_eval(data["text/plain"])
+    except (SyntaxError, ValueError):
+        value = data["text/plain"]
+    return value if isinstance(value, str) else None
+
+
+def write_pot(executed: Path, out: Path) -> int:
+    """Write the computed text's template catalogue; return the number of messages."""
+    from babel.messages.catalog import Catalog
+    from babel.messages.pofile import write_po
+
+    pot = Catalog(project="The Learning Rate, Hands On", charset="utf-8", fuzzy=False)
+    for tmpl, where in computed_texts(executed).items():
+        message = pot.add(tmpl, auto_comments=[f"from: {', '.join(sorted(set(where))[:6])}"])
+        message.flags -= {"python-format", "python-brace-format"}  # "%", "{" are text here
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "wb") as f:
+        write_po(f, pot, width=0, omit_header=False)
+    return len(pot)
+
+
+def merge(pots: Path, catalogues: Path, language: str = "ja") -> dict[str, int]:
+    """Bring the catalogues under ``catalogues`` (``**/*.po``) up to date with the templates under
+    ``pots`` (``**/*.pot``), as ``msgmerge`` does: a new message is added untranslated, a changed
+    one keeps its old translation marked fuzzy (with the old English as ``#| msgid``), a message
+    no page has any more is dropped, and so is the catalogue of a page that is gone. Returns the
+    count of messages per state over all catalogues."""
+    from babel.messages.catalog import Catalog
+    from babel.messages.pofile import read_po, write_po
+
+    counts = {"messages": 0, "translated": 0, "fuzzy": 0, "untranslated": 0}
+    wanted = set()
+    for pot_path in sorted(Path(pots).rglob("*.pot")):
+        po_path = Path(catalogues) / pot_path.relative_to(pots).with_suffix(".po")
+        wanted.add(po_path)
+        with open(pot_path, "rb") as f:
+            pot = read_po(f)
+        if po_path.exists():
+            with open(po_path, "rb") as f:
+                catalogue_ = read_po(f, locale=language)
+        else:
+            catalogue_ = Catalog(locale=language, project=pot.project, fuzzy=False)
+        catalogue_.update(pot, update_header_comment=False)
+        catalogue_.fuzzy = False
+        for message in catalogue_:  # Babel guesses it from "% i"; a "%" here is a per cent sign
+            message.flags -= {"python-format", "python-brace-format"}
+        po_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(po_path, "wb") as f:
+            write_po(f, catalogue_, width=0, ignore_obsolete=True, include_previous=True)
+        for message in catalogue_:
+            if not message.id:
+                continue
+            counts["messages"] += 1
+            state = "fuzzy" if message.fuzzy else "translated" if message.string else "untranslated"
+            counts[state] += 1
+    for stale in set(Path(catalogues).rglob("*.po")) - wanted:
+        stale.unlink()
+    return counts
+
+
+def write_config(source: Path, out: Path, language: str = "ja") -> None:
+    """The ``_config.yml`` of the ``language`` edition: the book's own, with ``language`` set and
+    the execution cache named by its absolute path, so that the second edition reads the lessons
+    the first one executed and runs none of them."""
+    import yaml
+
+    config = yaml.safe_load(source.read_text(encoding="utf-8"))
+    config["sphinx"]["config"]["language"] = language
+    config["title"] = TITLES.get(language, config["title"])
+    config["execute"]["cache"] = str((source.parent / config["execute"]["cache"]).resolve())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
+# --- the Sphinx extension -------------------------------------------------------------------
 
 _GLUE_ROLE = re.compile(r"\{(glue(?::[a-z]+)?)\}`([^`]+)`")
 
@@ -33,7 +302,123 @@ def name_the_page(text: str, page: str) -> str:
     return _GLUE_ROLE.sub(rewrite, text)
 
 
+_state: dict[str, object] = {"computed": None}
+
+
+def _warn_missing(text: str, error: MissingTranslation) -> None:
+    from sphinx.util import logging
+
+    logging.getLogger(__name__).warning(
+        f"no translation of the computed text {text[:80]!r} (template {str(error)[:80]!r}): run "
+        f"`make po` and translate it in locales/<language>/LC_MESSAGES/{COMPUTED}.po")
+
+
+def translate_computed(text: str, how: str = "verdict") -> str:
+    """``text`` in the edition's language (unchanged in the English edition)."""
+    computed = _state["computed"]
+    if computed is None:
+        return text
+    try:
+        return computed.claim_box(text) if how == "box" else computed.verdict(text)
+    except (MissingTranslation, ValueError) as error:
+        _warn_missing(text, MissingTranslation(str(error)))
+        return text
+
+
+def _wrap_format_plain_text(module) -> None:
+    original = module.format_plain_text
+    if getattr(original, "_translates", False):
+        return
+
+    def format_plain_text(text: str, fmt_spec: str) -> str:
+        formatted = original(text, fmt_spec)
+        return translate_computed(formatted) if _glued_text({"text/plain": text}) else formatted
+
+    format_plain_text._translates = True
+    module.format_plain_text = format_plain_text
+
+
+def _wrap_render_markdown(renderer_class) -> None:
+    original = renderer_class.render_markdown
+    if getattr(original, "_translates", False):
+        return
+
+    def render_markdown(self, data):
+        if _state["computed"] is not None:
+            data = dataclasses.replace(data, content=translate_computed(data.string, "box"))
+        rendered = original(self, data)
+        for node in rendered:  # computed text: never in the page catalogues
+            for element in node.findall():
+                if hasattr(element, "attributes"):
+                    element["translatable"] = False
+        return rendered
+
+    render_markdown._translates = True
+    renderer_class.render_markdown = render_markdown
+
+
+def _language_switch(app, pagename, templatename, context, doctree) -> None:
+    """A link to the same page in the other edition, at the top of every page. The English
+    edition is ``_build/html``, the Japanese one ``_build/html/ja``."""
+    if "body" not in context:
+        return
+    depth = pagename.count("/")
+    if app.config.language == "ja":
+        href, hreflang, text = "../" * (depth + 1) + pagename + ".html", "en", "English"
+    else:
+        href, hreflang, text = "../" * depth + "ja/" + pagename + ".html", "ja", "日本語"
+    link = (f'<p class="language-switch"><a href="{href}" hreflang="{hreflang}" '
+            f'lang="{hreflang}">{text}</a></p>\n')
+    context["body"] = link + context["body"]
+
+
+FONT_CSS = """\
+/* The Japanese edition: fonts that have the kana and kanji, then the theme's. */
+html[lang="ja"] body {
+  font-family: "Noto Sans CJK JP", "Noto Sans JP", "Hiragino Sans", "Hiragino Kaku Gothic ProN",
+    "Yu Gothic", "Meiryo", system-ui, sans-serif;
+  line-break: strict;
+}
+.language-switch { text-align: right; margin: 0 0 0.5em; font-size: 0.9em; }
+"""
+
+
+def _write_css(app, exception) -> None:
+    if exception is None and app.builder.format == "html":
+        static = Path(app.outdir) / "_static"
+        static.mkdir(parents=True, exist_ok=True)
+        (static / "i18n.css").write_text(FONT_CSS, encoding="utf-8")
+
+
+def translate_toc_captions(app, doctree) -> None:
+    """The captions of the sidebar's parts ("1. What the learning rate is") in the edition's
+    language. sphinx-external-toc inserts the toctrees after Sphinx translated the page, so their
+    captions are looked up here, in the root page's catalogue, before the table of contents is
+    collected from them."""
+    from sphinx import addnodes
+    from sphinx.locale import init as init_catalogue
+    from sphinx.util.i18n import docname_to_domain
+
+    if (app.config.language or "en") == "en":
+        return
+    toctrees = [t for t in doctree.findall(addnodes.toctree) if t.get("caption")]
+    if not toctrees:
+        return
+    dirs = [os.path.join(app.srcdir, d) for d in app.config.locale_dirs]
+    domain = docname_to_domain(app.env.docname, app.config.gettext_compact)
+    catalogue_, _ = init_catalogue(dirs, app.config.language, domain)
+    for toctree in toctrees:
+        toctree["caption"] = catalogue_.gettext(toctree["caption"])
+
+
+def _builder_inited(app) -> None:
+    language = app.config.language or "en"
+    _state["computed"] = None if language == "en" else Computed.load(language)
+
+
 def setup(app):
+    from myst_nb.core.render import NbElementRenderer
+    from myst_nb.ext.glue import crossref, roles
     from myst_nb.sphinx_ import Parser
 
     parse = Parser.parse
@@ -45,5 +430,36 @@ def setup(app):
             inputstring = name_the_page(inputstring, page)
         return parse(self, inputstring, document)
 
-    Parser.parse = parse_translated
+    if not getattr(parse, "_names_the_page", False):
+        parse_translated._names_the_page = True
+        Parser.parse = parse_translated
+    _wrap_format_plain_text(roles)
+    _wrap_format_plain_text(crossref)
+    _wrap_render_markdown(NbElementRenderer)
+    app.connect("builder-inited", _builder_inited)
+    app.connect("doctree-read", translate_toc_captions, priority=400)  # before the toc collector
+    app.connect("html-page-context", _language_switch)
+    app.connect("build-finished", _write_css)
+    app.add_css_file("i18n.css")
     return {"parallel_read_safe": True, "parallel_write_safe": True}
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) == 2 and argv[0] == "pot":
+        n = write_pot(ROOT / "_build" / "jupyter_execute", Path(argv[1]))
+        print(f"wrote {argv[1]}: {n} computed texts")
+        return 0
+    if len(argv) == 3 and argv[0] == "merge":
+        counts = merge(Path(argv[1]), Path(argv[2]))
+        print(", ".join(f"{n} {state}" for state, n in counts.items()))
+        return 0
+    if len(argv) == 2 and argv[0] == "config":
+        write_config(ROOT / "_config.yml", Path(argv[1]))
+        return 0
+    print("usage: python -m lessons_lib._i18n pot OUT.pot | merge POT_DIR PO_DIR | config OUT.yml",
+          file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -45,6 +45,7 @@ from myst_nb.ext.glue.utils import (
 from sphinx.transforms.post_transforms import SphinxPostTransform
 from sphinx.util import logging
 
+from lessons_lib._i18n import KINDS_JA
 from lessons_lib.claims import MEANINGS
 
 logger = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ logger = logging.getLogger(__name__)
 VERDICT_KEY = re.compile(r"claim-[A-Z]{2}-\d+")  # claims.record glues the verdict under it
 VERDICT_PASTE, EVIDENCE_PASTE = "claim-verdict", "claim-evidence"  # the wrappers' classes
 COUNTS_BOX = "ledger-counts"  # the class of the ledger's placeholder (a {container})
-VERDICT_HEADER = "verdict"  # the header of the column that holds the verdicts
+VERDICT_HEADERS = ("verdict", "判定")  # the header of the column that holds the verdicts (en, ja)
 KINDS = tuple(MEANINGS)  # the verdict kinds and "not yet covered", in the order they are counted
 #: background, text colour: Okabe & Ito (2008), "Color Universal Design"; every pair has a
 #: contrast ratio of 4.5:1 or more, and the label's text names the kind, so colour is never alone.
@@ -72,17 +73,26 @@ def slug(kind: str) -> str:
     return "verdict-" + "-".join(kind.split())
 
 
-def verdict_kind(text: str) -> str | None:
-    """The kind a verdict's text starts with (the longest that fits), or None."""
+def verdict_kind(text: str) -> tuple[str, str] | tuple[None, None]:
+    """The kind a verdict's text starts with (the longest that fits, in English or by its Japanese
+    name) and the name it was written with, or ``(None, None)``."""
     text = " ".join(text.split())
-    for kind in sorted(KINDS, key=len, reverse=True):
-        if text == kind or text.startswith(kind + " "):
-            return kind
-    return None
+    names = [(kind, kind) for kind in KINDS] + [(kind, KINDS_JA[kind]) for kind in KINDS]
+    for kind, name in sorted(names, key=lambda pair: len(pair[1]), reverse=True):
+        if text == name or text.startswith(name + " ") or text.startswith(name + "：") \
+                or text.startswith(name + "（"):
+            return kind, name
+    return None, None
 
 
-def label(kind: str) -> nodes.inline:
-    return nodes.inline(kind, kind, classes=["verdict", slug(kind)])
+def _language(app) -> str:
+    """The edition's language (``app`` may be None: English)."""
+    return getattr(getattr(app, "config", None), "language", None) or "en"
+
+
+def label(kind: str, language: str = "en") -> nodes.inline:
+    name = KINDS_JA[kind] if language == "ja" else kind
+    return nodes.inline(name, name, classes=["verdict", slug(kind)])
 
 
 def _verdict_column(table: nodes.table) -> int | None:
@@ -90,7 +100,7 @@ def _verdict_column(table: nodes.table) -> int | None:
     if head is None:
         return None
     titles = [entry.astext().strip().lower() for entry in head.findall(nodes.entry)]
-    return titles.index(VERDICT_HEADER) if VERDICT_HEADER in titles else None
+    return next((titles.index(h) for h in VERDICT_HEADERS if h in titles), None)
 
 
 def label_the_ledger(app, doctree: nodes.document, docname: str) -> None:
@@ -99,27 +109,34 @@ def label_the_ledger(app, doctree: nodes.document, docname: str) -> None:
     if not boxes:
         return
     counts = dict.fromkeys(KINDS, 0)
+    language = _language(app)
+    found = False
     for table in list(doctree.findall(nodes.table)):
         column = _verdict_column(table)
         if column is None:
             continue
+        found = True
         table["classes"].append("ledger-table")
         for body in table.findall(nodes.tbody):
             for row in body.children:
                 cell = row.children[column]
-                kind = verdict_kind(cell.astext())
+                kind, _ = verdict_kind(cell.astext())
                 if kind is None:
                     logger.warning(f"claims ledger: the verdict of {row.children[0].astext()} "
                                    f"reads {cell.astext()!r}, none of {KINDS}", location=cell)
                     continue
                 counts[kind] += 1
                 cell.children = []
-                cell += nodes.paragraph("", "", label(kind))
+                cell += nodes.paragraph("", "", label(kind, language))
+    if not found:
+        logger.warning(f"claims ledger: no table has a column headed {VERDICT_HEADERS}",
+                       location=boxes[0])
     line = nodes.paragraph("", "", classes=["ledger-count-line"])
     for kind, n in counts.items():
         number = nodes.inline(str(n), str(n), classes=["verdict-count"])
-        line += nodes.inline("", "", label(kind), number, classes=["ledger-count"])
-    total = f"{sum(counts.values())} claims in all"
+        line += nodes.inline("", "", label(kind, language), number, classes=["ledger-count"])
+    total = (f"全 {sum(counts.values())} 件の主張" if language == "ja"
+             else f"{sum(counts.values())} claims in all")
     line += nodes.inline(total, total, classes=["ledger-total"])
     for box in boxes:
         box.children = []
@@ -132,13 +149,13 @@ def label_pasted_verdicts(app, doctree: nodes.document, docname: str) -> None:
         if VERDICT_PASTE not in paste["classes"]:
             continue
         text = " ".join(paste.astext().split())
-        kind = verdict_kind(text)
+        kind, name = verdict_kind(text)
         if kind is None:
             logger.warning(f"a pasted verdict reads {text!r}, none of {KINDS}", location=paste)
             continue
-        paste.children = [label(kind)]
-        if text[len(kind):]:
-            paste += nodes.Text(text[len(kind):])
+        paste.children = [label(kind, _language(app))]
+        if text[len(name):]:
+            paste += nodes.Text(text[len(name):])
 
 
 class PasteFigure(PasteFigureDirective):

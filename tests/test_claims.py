@@ -222,7 +222,7 @@ def test_the_labels_are_readable():
 def test_verdict_kind_reads_the_kind_a_verdict_starts_with(text, kind):
     from lessons_lib import _ledger
 
-    assert _ledger.verdict_kind(text) == kind
+    assert _ledger.verdict_kind(text)[0] == kind
 
 
 def _ledger_doctree(verdicts):
@@ -261,7 +261,7 @@ def test_the_extension_labels_each_verdict_and_counts_them():
     _ledger.label_the_ledger(None, doc, "ledger")
     labels = with_class(doc, "verdict")
     in_table = [n for n in labels if isinstance(n.parent.parent, nodes.entry)]
-    assert [n.astext() for n in in_table] == [_ledger.verdict_kind(v) for v in verdicts]
+    assert [n.astext() for n in in_table] == [_ledger.verdict_kind(v)[0] for v in verdicts]
     assert all(_ledger.slug(n.astext()) in n["classes"] for n in labels)
     [box] = with_class(doc, "ledger-counts")
     counts = {c[0].astext(): int(c[1].astext()) for c in with_class(box, "ledger-count")}
@@ -285,6 +285,35 @@ def test_the_extension_labels_a_verdict_pasted_in_prose():
     assert doc.astext() == f"Verdict: {text}."
     assert paste[0]["classes"] == ["verdict", "verdict-holds-only-when"]
     assert paste[0].astext() == "holds only when"
+
+
+def test_the_extension_labels_japanese_verdicts_in_japanese():
+    """The Japanese edition: verdicts pasted in Japanese (kind name, then "：" or "（") are read
+    by kind, labelled with the kind's Japanese name and the kind's colour, and counted."""
+    from types import SimpleNamespace
+
+    from docutils import nodes
+
+    from lessons_lib import _i18n, _ledger
+
+    japanese = SimpleNamespace(config=SimpleNamespace(language="ja"))
+    verdicts = ["成り立つ", "条件付きで成り立つ：a < b の場合", "この規模では示されず（区間 [-1, 2]）",
+                "解説済み"]
+    doc = _ledger_doctree(verdicts)
+    _ledger.label_the_ledger(japanese, doc, "ledger")
+    labels = [n for n in doc.findall(nodes.inline) if "verdict" in n["classes"]]
+    kinds = ["holds", "holds only when", claims.NOT_SHOWN, "explained"]
+    in_table = [n for n in labels if isinstance(n.parent.parent, nodes.entry)]
+    assert [n.astext() for n in in_table] == [_i18n.KINDS_JA[k] for k in kinds]
+    assert [n["classes"][1] for n in in_table] == [_ledger.slug(k) for k in kinds]
+    assert f"全 {len(verdicts)} 件の主張" in doc.astext()
+
+    text = "条件付きで成り立つ：η < 2/λ の場合"
+    paste = nodes.inline("", "", nodes.inline(text, text), classes=[_ledger.VERDICT_PASTE])
+    prose = nodes.paragraph("", "判定：", paste)
+    _ledger.label_pasted_verdicts(japanese, prose, "checklist")
+    assert prose.astext() == f"判定：{text}"
+    assert paste[0]["classes"] == ["verdict", "verdict-holds-only-when"]
 
 
 def test_a_page_that_pastes_is_read_again_when_a_lesson_changed(tmp_path):

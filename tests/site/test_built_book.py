@@ -59,7 +59,7 @@ def test_ledger_shows_the_computed_verdict_for_every_recorded_claim():
         if cid in where:
             glue = (HTML.parent / "jupyter_execute" / "book" / where[cid]).with_suffix(".glue.json")
             computed = json.loads(glue.read_text(encoding="utf-8"))[f"claim-{cid}"]
-            assert kind == _ledger.verdict_kind(computed["data"]["text/plain"]), cid
+            assert kind == _ledger.verdict_kind(computed["data"]["text/plain"])[0], cid
             assert f"claim-{cid}-evidence" not in html  # pasted, not left as a pending key
         else:
             assert kind == claims.NOT_COVERED, f"{cid} is recorded by no lesson but reads {kind!r}"

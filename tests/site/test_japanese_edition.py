@@ -1,0 +1,197 @@
+"""The Japanese edition (`make html-ja`, `make pot`): complete catalogues, every page in both
+languages, each page linked to itself in the other edition, verdicts in Japanese, and Japanese
+text that a browser can render.
+
+The Japanese build itself already failed on any warning (``-W``), among them a computed text
+(verdict, evidence, phrase) without a translation in ``locales/ja/LC_MESSAGES/computed.po``.
+"""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from babel.messages.pofile import read_po
+
+from lessons_lib import _i18n, _ledger, claims
+
+from test_built_book import HTML, ROOT, toc_files
+
+JA = HTML / "ja"
+POT = ROOT / "_build" / "gettext"
+PO = ROOT / "locales" / "ja" / "LC_MESSAGES"
+TEMPLATES = sorted(POT.rglob("*.pot"))
+
+
+def read(path: Path):
+    with open(path, "rb") as f:
+        return read_po(f)
+
+
+def test_every_page_has_a_catalogue_template():
+    """`make pot` extracted one template per page of the book, plus the computed text's."""
+    names = {p.relative_to(POT).with_suffix("").as_posix() for p in TEMPLATES}
+    assert set(toc_files()) <= names, sorted(set(toc_files()) - names)
+    assert _i18n.COMPUTED in names
+
+
+@pytest.mark.parametrize("pot", TEMPLATES, ids=lambda p: p.relative_to(POT).as_posix())
+def test_every_message_is_translated_and_none_is_fuzzy(pot):
+    """The check of `msgfmt --statistics` (0 untranslated, 0 fuzzy), against a fresh extraction
+    of the book, so that a catalogue that missed a changed lesson (`make po` not run) fails too."""
+    po = PO / pot.relative_to(POT).with_suffix(".po")
+    assert po.exists(), f"no catalogue {po.relative_to(ROOT)}: run `make po` and translate it"
+    translations = {m.id: m for m in read(po) if m.id}
+    untranslated, fuzzy = [], []
+    for message in read(pot):
+        if not message.id:
+            continue
+        found = translations.get(message.id)
+        if found is None or not found.string:
+            untranslated.append(message.id)
+        elif found.fuzzy:
+            fuzzy.append(message.id)
+    assert not untranslated, (f"{len(untranslated)} untranslated in {po.name} (run `make po`, then "
+                              f"translate): {[m[:70] for m in untranslated[:5]]}")
+    assert not fuzzy, f"{len(fuzzy)} fuzzy in {po.name}: {[m[:70] for m in fuzzy[:5]]}"
+
+
+MARKUP = re.compile(r"\{[a-z:]+\}`[^`]*`|\(\w[\w-]*\)=|`[^`]+`|\$[^$]+\$")
+
+
+def _markup(text: str) -> list[str]:
+    return sorted(MARKUP.findall(text.replace("\\n", " ")))
+
+
+@pytest.mark.parametrize("po", sorted(PO.rglob("*.po")), ids=lambda p: p.relative_to(PO).as_posix())
+def test_translations_keep_the_markup_and_the_slots(po):
+    """A translation pastes the same glued numbers, cross-references, code and mathematics as the
+    English (a lost ``{glue:text}`` would drop a number), and fills the same slots."""
+    for message in read(po):
+        if not message.id or not message.string:
+            continue
+        if po.stem == _i18n.COMPUTED:
+            slots = sorted(_i18n.SLOT.findall(message.id))
+            assert sorted(_i18n.SLOT.findall(message.string)) == slots, message.id[:80]
+        else:
+            glued = sorted(re.findall(r"\{glue[a-z:]*\}`[^`]*`", message.id))
+            assert sorted(re.findall(r"\{glue[a-z:]*\}`[^`]*`", message.string)) == glued, (
+                f"{po.name}: the translation of {message.id[:80]!r} pastes other glue")
+            roles = sorted(re.findall(r"\{(?:numref|ref|doc|eq|cite:\w+|term)\}`[^`]*`",
+                                      message.id))
+            got = sorted(re.findall(r"\{(?:numref|ref|doc|eq|cite:\w+|term)\}`[^`]*`",
+                                    message.string))
+            assert len(got) == len(roles), f"{po.name}: cross-references of {message.id[:80]!r}"
+
+
+@pytest.mark.parametrize("doc", toc_files())
+def test_every_page_is_in_both_editions_and_links_to_the_other(doc):
+    english, japanese = HTML / f"{doc}.html", JA / f"{doc}.html"
+    assert japanese.exists(), f"{doc} is missing from the Japanese edition (_build/html/ja)"
+    en, ja = english.read_text(encoding="utf-8"), japanese.read_text(encoding="utf-8")
+    assert re.search(r'<html[^>]* lang="ja"', ja), "the Japanese page does not declare lang=ja"
+    assert re.search(r'<html[^>]* lang="en"', en)
+    for html, page, lang in ((en, english, "ja"), (ja, japanese, "en")):
+        link = re.search(rf'<p class="language-switch"><a href="([^"]+)" hreflang="{lang}"', html)
+        assert link, f"{page.relative_to(HTML)}: no link to the {lang} edition"
+        target = (page.parent / link.group(1)).resolve()
+        assert target == (japanese if lang == "ja" else english).resolve(), link.group(1)
+    assert "i18n.css" in ja
+
+
+def article_text(html: str) -> str:
+    """The article's prose: no code, outputs, mathematics or bibliography."""
+    body = html.split('<article class="bd-article"', 1)[-1].split("</article>", 1)[0]
+    body = re.sub(r"<(pre|script|style|math|mjx-container)[^>]*>.*?</\1>", " ", body, flags=re.S)
+    body = re.sub(r"\\\(.*?\\\)|\\\[.*?\\\]|\$\$.*?\$\$", " ", body, flags=re.S)
+    return re.sub(r"<[^>]+>", " ", body)
+
+
+@pytest.mark.parametrize("doc", [d for d in toc_files() if not d.endswith("references")])
+def test_japanese_pages_read_in_japanese(doc):
+    """No paragraph left in English: most of the letters of the prose are kana or kanji (code,
+    outputs and mathematics excluded; names like SGD or Adam stay in Latin letters)."""
+    text = article_text((JA / f"{doc}.html").read_text(encoding="utf-8"))
+    japanese = len(re.findall(r"[\u3040-\u30ff\u4e00-\u9fff]", text))
+    latin = len(re.findall(r"[A-Za-z]", text))
+    assert japanese > latin, f"{doc}: {japanese} kana/kanji, {latin} Latin letters"
+
+
+def test_japanese_ledger_shows_each_verdict_in_japanese():
+    where = claims.find_recordings(ROOT / "book")
+    html = (JA / "book" / "appendix" / "claims-ledger.html").read_text(encoding="utf-8")
+    for cid in claims.catalogue():
+        row = re.search(rf"<tr[^>]*>\s*<td[^>]*><p>{cid}</p>.*?</tr>", html, re.S)
+        assert row, f"{cid} has no row in the Japanese ledger"
+        labels = re.findall(r'<span class="verdict (verdict-[a-z-]+)">([^<]+)</span>', row.group(0))
+        assert len(labels) == 1, f"{cid}: {labels}"
+        [(css, name)] = labels
+        glue = (HTML.parent / "jupyter_execute" / "book" / where[cid]).with_suffix(".glue.json")
+        verdict = json.loads(glue.read_text(encoding="utf-8"))[f"claim-{cid}"]["data"]["text/plain"]
+        kind, _ = _ledger.verdict_kind(verdict)
+        assert (css, name) == (_ledger.slug(kind), _i18n.KINDS_JA[kind]), cid
+    assert f"全 {len(claims.catalogue())} 件の主張" in html
+
+
+def test_japanese_claim_boxes_keep_the_lessons_numbers():
+    """A claim box of the Japanese edition is built from the same record as the English one: the
+    same numbers, in the same multiset, around Japanese words."""
+    doc = "book/ch07/01-pretrain-and-fine-tune"
+    boxes = {}
+    for lang, root in (("en", HTML), ("ja", JA)):
+        text = article_text((root / f"{doc}.html").read_text(encoding="utf-8"))
+        start = "Claim TR-4" if lang == "en" else "主張 TR-4"
+        box = text[text.index(start):]
+        boxes[lang] = " ".join(box.split())[:2000]
+    assert "判定" in boxes["ja"] and "成り立つ" in boxes["ja"]
+    numbers = {lang: sorted(_i18n.template(box)[1]) for lang, box in boxes.items()}
+    evidence_en = boxes["en"].split("Verdict:", 1)[1]
+    for number in _i18n.template(evidence_en)[1][:20]:
+        assert number in numbers["ja"], number
+
+
+RENDERS_JAPANESE = """(() => {
+    const draw = (text) => {
+        const canvas = document.createElement("canvas");
+        canvas.width = 64; canvas.height = 64;
+        const context = canvas.getContext("2d");
+        context.font = "48px " + getComputedStyle(document.body).fontFamily;
+        context.fillText(text, 4, 52);
+        return canvas.toDataURL();
+    };
+    return {lang: document.documentElement.lang,
+            family: getComputedStyle(document.body).fontFamily,
+            kanji: draw("\u5b66"), other_kanji: draw("\u7387"), missing: draw("\ue000")};
+})()"""
+
+
+@pytest.mark.parametrize("doc", toc_files())
+def test_japanese_pages_render_in_a_real_browser(doc, browser):
+    """The page's language is ja, its font list starts with a CJK font, and that font is there:
+    two kanji draw as two different glyphs, not as the box of a character no font has."""
+    browser.open((JA / f"{doc}.html").as_uri())
+    page = browser.js(RENDERS_JAPANESE)
+    assert page["lang"] == "ja"
+    assert "CJK JP" in page["family"].split(",")[0], page["family"]
+    assert page["kanji"] != page["other_kanji"] and page["kanji"] != page["missing"], (
+        "kanji render as empty boxes: no Japanese font (make browser installs fonts-noto-cjk)")
+    shots = HTML.parent / "screenshots" / "ja"
+    shots.mkdir(parents=True, exist_ok=True)
+    png = shots / (doc.replace("/", "_") + ".png")
+    browser.screenshot(png)
+    assert png.exists() and png.stat().st_size > 20_000, "the screenshot is empty"
+
+
+def test_the_japanese_sidebar_names_the_parts_in_japanese():
+    """The parts' captions come from _toc.yml through sphinx-external-toc, after Sphinx has
+    translated the page; `_i18n.translate_toc_captions` translates them from the root page's
+    catalogue."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    root = toc["root"]
+    translated = {m.id: m.string for m in read(PO / f"{root}.po") if m.id}
+    html = (JA / f"{root}.html").read_text(encoding="utf-8")
+    for part in toc["parts"]:
+        caption = part["caption"]
+        assert translated.get(caption), f"no translation of the part {caption!r}"
+        assert f'<p aria-level="2" class="caption" role="heading"><span class="caption-text">{translated[caption]}</span>' in html, caption
