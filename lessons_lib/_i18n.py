@@ -66,7 +66,7 @@ KINDS_JA = {
     "explained": "解説済み",
     "not yet covered": "未検証",
 }
-TITLES = {"ja": "手を動かして学ぶ学習率"}  # the site's title in each edition (the landing page's)
+TITLES = {"ja": "学習率を手を動かして学ぶ"}  # the site's title in each edition (the landing page's)
 ACTIONS_JA = {"demo": "実演", "test": "検証", "explain": "解説", "explain+demo": "解説＋実演",
               "explain+test": "解説＋検証"}
 CLAIM_BOX = re.compile(r"\*\*Claim (?P<id>[A-Z]{2}-\d+)\*\* \((?P<action>\w+)\) — \*(?P<text>.*?)\*"

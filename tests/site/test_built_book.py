@@ -43,23 +43,36 @@ def test_every_toc_page_was_built(doc):
     assert (HTML / f"{doc}.html").exists(), f"{doc} is missing from _build/html"
 
 
+def ledger_labels(html: str) -> dict[str, list[tuple[str, str]] | None]:
+    """The verdict labels (CSS class, text) in each claim's row of a built ledger (None: no row)."""
+    rows = {}
+    for cid in claims.catalogue():
+        row = re.search(rf"<tr[^>]*>\s*<td[^>]*><p>{cid}</p></td>(.*?)</tr>", html, re.S)
+        rows[cid] = row and re.findall(r'<span class="verdict (verdict-[a-z-]+)">([^<]+)</span>',
+                                       row.group(1))
+    return rows
+
+
+def computed_kind(cid: str, lesson: str) -> str:
+    """The kind of the verdict that ``lesson`` computed for ``cid``, read from its executed glue."""
+    glue = (HTML.parent / "jupyter_execute" / "book" / lesson).with_suffix(".glue.json")
+    computed = json.loads(glue.read_text(encoding="utf-8"))[f"claim-{cid}"]
+    return _ledger.verdict_kind(computed["data"]["text/plain"])[0]
+
+
 def test_ledger_shows_the_computed_verdict_for_every_recorded_claim():
     """Catches a ledger row without its claim, a verdict not pasted (or pasted from another claim),
     and a label that is not the kind of the verdict the lesson computed (read back from the
     lesson's executed glue). The page's own checks (counts, width, colours): test_appendix.py."""
     html = page("book/appendix/claims-ledger")
     where = claims.find_recordings(ROOT / "book")
-    for cid in claims.catalogue():
-        row = re.search(rf"<tr[^>]*>\s*<td[^>]*><p>{cid}</p></td>(.*?)</tr>", html, re.S)
-        assert row, f"{cid} has no row in the ledger"
-        labels = re.findall(r'<span class="verdict (verdict-[a-z-]+)">([^<]+)</span>', row.group(1))
+    for cid, labels in ledger_labels(html).items():
+        assert labels is not None, f"{cid} has no row in the ledger"
         assert len(labels) == 1, f"{cid}: one verdict label expected, found {labels}"
         [(css, kind)] = labels
         assert css == _ledger.slug(kind), f"{cid}: label {kind!r} has class {css}"
         if cid in where:
-            glue = (HTML.parent / "jupyter_execute" / "book" / where[cid]).with_suffix(".glue.json")
-            computed = json.loads(glue.read_text(encoding="utf-8"))[f"claim-{cid}"]
-            assert kind == _ledger.verdict_kind(computed["data"]["text/plain"])[0], cid
+            assert kind == computed_kind(cid, where[cid]), cid
             assert f"claim-{cid}-evidence" not in html  # pasted, not left as a pending key
         else:
             assert kind == claims.NOT_COVERED, f"{cid} is recorded by no lesson but reads {kind!r}"

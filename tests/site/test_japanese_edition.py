@@ -6,7 +6,6 @@ The Japanese build itself already failed on any warning (``-W``), among them a c
 (verdict, evidence, phrase) without a translation in ``locales/ja/LC_MESSAGES/computed.po``.
 """
 
-import json
 import re
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from babel.messages.pofile import read_po
 
 from lessons_lib import _i18n, _ledger, claims
 
-from test_built_book import HTML, ROOT, toc_files
+from test_built_book import HTML, ROOT, computed_kind, ledger_labels, toc_files
 
 JA = HTML / "ja"
 POT = ROOT / "_build" / "gettext"
@@ -119,18 +118,12 @@ def test_japanese_pages_read_in_japanese(doc):
 
 
 def test_japanese_ledger_shows_each_verdict_in_japanese():
+    """Each row's label names, in Japanese, the kind of the verdict the lesson computed."""
     where = claims.find_recordings(ROOT / "book")
     html = (JA / "book" / "appendix" / "claims-ledger.html").read_text(encoding="utf-8")
-    for cid in claims.catalogue():
-        row = re.search(rf"<tr[^>]*>\s*<td[^>]*><p>{cid}</p>.*?</tr>", html, re.S)
-        assert row, f"{cid} has no row in the Japanese ledger"
-        labels = re.findall(r'<span class="verdict (verdict-[a-z-]+)">([^<]+)</span>', row.group(0))
-        assert len(labels) == 1, f"{cid}: {labels}"
-        [(css, name)] = labels
-        glue = (HTML.parent / "jupyter_execute" / "book" / where[cid]).with_suffix(".glue.json")
-        verdict = json.loads(glue.read_text(encoding="utf-8"))[f"claim-{cid}"]["data"]["text/plain"]
-        kind, _ = _ledger.verdict_kind(verdict)
-        assert (css, name) == (_ledger.slug(kind), _i18n.KINDS_JA[kind]), cid
+    for cid, labels in ledger_labels(html).items():
+        kind = computed_kind(cid, where[cid])
+        assert labels == [(_ledger.slug(kind), _i18n.KINDS_JA[kind])], f"{cid}: {labels}"
     assert f"全 {len(claims.catalogue())} 件の主張" in html
 
 
