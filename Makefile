@@ -75,16 +75,20 @@ html-ja: html
 	rm -rf _build/html/ja && cp -r _build/ja/_build/html _build/html/ja && \
 	echo "Japanese edition built in $$(( $$(date +%s) - start )) s."
 
-# The messages to translate: every page's (Sphinx's gettext builder, reading the execution cache)
-# and the text the lessons compute (verdicts, evidence, phrases), numbers replaced by slots.
+# The messages to translate: every page's (Sphinx's gettext builder, reading the execution cache;
+# its own doctrees, since a gettext environment cannot be shared with the HTML build) and the text
+# the lessons compute (verdicts, evidence, phrases), numbers replaced by slots.
+POT_DIR := _build/pot/_build/gettext
 pot: html
-	@rm -rf _build/gettext
-	$(BIN)/jupyter-book build . --builder custom --custom-builder gettext $(JB_FLAGS) >/dev/null
-	$(BIN)/python -m lessons_lib._i18n pot _build/gettext/computed.pot
+	@rm -rf $(POT_DIR)
+	$(BIN)/python -m lessons_lib._i18n config _build/_config.pot.yml en
+	$(BIN)/jupyter-book build . --config _build/_config.pot.yml --path-output _build/pot \
+	  --builder custom --custom-builder gettext $(JB_FLAGS) >/dev/null
+	$(BIN)/python -m lessons_lib._i18n pot $(POT_DIR)/computed.pot
 
 # After changing a lesson: new messages untranslated, changed ones fuzzy (see README.md).
 po: pot
-	$(BIN)/python -m lessons_lib._i18n merge _build/gettext locales/ja/LC_MESSAGES
+	$(BIN)/python -m lessons_lib._i18n merge $(POT_DIR) locales/ja/LC_MESSAGES
 
 book: html html-ja
 	@echo "Open $(CURDIR)/_build/html/index.html (日本語: $(CURDIR)/_build/html/ja/index.html)"

@@ -30,7 +30,9 @@ Command line (``make po`` and ``make html-ja`` call it):
   lessons (``_build/jupyter_execute``) and the claims catalogue;
 - ``python -m lessons_lib._i18n merge POT_DIR PO_DIR``: the catalogues updated from the templates
   (``msgmerge``'s rules, with Babel, so that no GNU gettext is needed);
-- ``python -m lessons_lib._i18n config OUT.yml``: the Japanese edition's ``_config.yml``.
+- ``python -m lessons_lib._i18n config OUT.yml [LANGUAGE]``: the ``_config.yml`` of a build
+  beside the main one (the Japanese edition; ``en`` for the message extraction), which reads the
+  main build's execution cache.
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ KINDS_JA = {
 TITLES = {"ja": "学習率を手を動かして学ぶ"}  # the site's title in each edition (the landing page's)
 ACTIONS_JA = {"demo": "実演", "test": "検証", "explain": "解説", "explain+demo": "解説＋実演",
               "explain+test": "解説＋検証"}
-CLAIM_BOX = re.compile(r"\*\*Claim (?P<id>[A-Z]{2}-\d+)\*\* \((?P<action>\w+)\) — \*(?P<text>.*?)\*"
+CLAIM_BOX = re.compile(r"\*\*Claim (?P<id>[A-Z]{2}-\d+)\*\* \((?P<action>[\w+]+)\) — \*(?P<text>.*?)\*"
                        r"  \nVerdict: \*\*(?P<verdict>.*?)\*\*\. (?P<evidence>.*)\Z", re.S)
 
 
@@ -453,10 +455,10 @@ def main(argv: list[str]) -> int:
         counts = merge(Path(argv[1]), Path(argv[2]))
         print(", ".join(f"{n} {state}" for state, n in counts.items()))
         return 0
-    if len(argv) == 2 and argv[0] == "config":
-        write_config(ROOT / "_config.yml", Path(argv[1]))
+    if len(argv) in (2, 3) and argv[0] == "config":
+        write_config(ROOT / "_config.yml", Path(argv[1]), *argv[2:])
         return 0
-    print("usage: python -m lessons_lib._i18n pot OUT.pot | merge POT_DIR PO_DIR | config OUT.yml",
+    print("usage: python -m lessons_lib._i18n pot OUT.pot | merge POT_DIR PO_DIR | config OUT.yml [LANG]",
           file=sys.stderr)
     return 2
 

@@ -87,6 +87,12 @@ def test_claim_box_is_rebuilt_from_its_parts():
         "判定：**成り立つ**。0.711 に届くまでの更新：40")
 
 
+def test_claim_box_of_a_two_part_action():
+    record = claims.Record(claims.Claim("LR-1", 1, ("1",), "explain+demo", "none"),
+                           claims.Verdict("shown"), "none")
+    assert COMPUTED.claim_box(record._repr_markdown_()).startswith("**主張 LR-1**（解説＋実演）— *なし*")
+
+
 def test_only_translated_non_fuzzy_messages_are_loaded(tmp_path):
     catalogue = Catalog(locale="ja")
     catalogue.add("none", "なし")
