@@ -17,9 +17,16 @@ handled here, in a Sphinx extension (``_config.yml`` lists it):
    English text replaced by a numbered slot ``⟨0⟩, ⟨1⟩, …``. In the Japanese build every pasted
    text and every claim box is looked up by its template and the lesson's own numbers are put
    back into the translated template's slots, so a number can change without the translation
-   going stale, while a changed sentence (another outcome, say) has no translation and is a build
-   warning, an error under ``-W``. In every build the claim boxes are marked untranslatable, so
-   that their numbers never reach the page catalogues.
+   going stale. In every build the claim boxes are marked untranslatable, so that their numbers
+   never reach the page catalogues.
+
+   A sentence the catalogue does not translate is shown in English and listed at the end of the
+   build (not a warning: the build stays green). That happens for two reasons, which the site tests
+   tell apart with :func:`lesson_codes`: a lesson whose code changed since ``make po`` (the tests
+   fail: run ``make po`` and translate), or an outcome this machine computed and the translator's
+   did not (a timing, or a number rounded the other way on another processor, picked another
+   phrase); the lesson is unchanged, so this is allowed when its text has a translation of some
+   outcome, and reported.
 
 Verdicts are translated by kind (:data:`KINDS_JA`, the labels of the claims ledger too) followed
 by the translated condition or interval.
@@ -106,23 +113,35 @@ def has_words(text: str) -> bool:
     return re.search(r"[A-Za-z]", SLOT.sub("", text)) is not None
 
 
-def split_verdict(text: str) -> tuple[str, str] | None:
-    """``(kind, rest)`` of a verdict's text (``"holds only when η < 2/λ"`` → ``("holds only when",
-    "η < 2/λ")``; a "not shown" verdict's interval without its brackets), or None."""
+def verdict_kind(text: str) -> tuple[str, str, str] | tuple[None, None, None]:
+    """``(kind, name, rest)`` of a verdict's text: the kind it starts with (the longest that fits),
+    in English or by its Japanese name (:data:`KINDS_JA`), the name it was written with, and the
+    rest: ``"holds only when η < 2/λ"`` → ``("holds only when", "holds only when", "η < 2/λ")``;
+    a "not shown" verdict's interval loses its brackets. ``(None, None, None)`` if no kind fits."""
     text = " ".join(text.split())
-    for kind in sorted(KINDS_JA, key=len, reverse=True):
-        if text == kind:
-            return kind, ""
-        if text.startswith(kind + " "):
-            rest = text[len(kind) + 1:]
-            if kind == NOT_SHOWN and rest.startswith("(") and rest.endswith(")"):
-                rest = rest[1:-1]
-            return kind, rest
-    return None
+    names = [(kind, kind) for kind in KINDS_JA] + list(KINDS_JA.items())
+    for kind, name in sorted(names, key=lambda pair: len(pair[1]), reverse=True):
+        if text == name:
+            return kind, name, ""
+        for separator in (" ", "：", "（"):
+            if text.startswith(name + separator):
+                rest = text[len(name) + len(separator):]
+                if separator == "（" or (kind == NOT_SHOWN and rest.startswith("(")
+                                         and rest.endswith(")")):
+                    rest = rest[1:-1] if separator != "（" else rest.removesuffix("）")
+                return kind, name, rest
+    return None, None, None
+
+
+def split_verdict(text: str) -> tuple[str, str] | None:
+    """``(kind, rest)`` of an English verdict's text (see :func:`verdict_kind`), or None."""
+    kind, name, rest = verdict_kind(text)
+    return (kind, rest) if kind is not None and name == kind else None
 
 
 class MissingTranslation(LookupError):
-    """A computed text whose template the catalogue does not translate."""
+    """A computed text whose template the catalogue does not translate (the template, the
+    reason)."""
 
 
 class Computed:
@@ -144,8 +163,11 @@ class Computed:
         if not has_words(tmpl):
             return text
         if tmpl not in self.table:
-            raise MissingTranslation(tmpl)
-        return fill(self.table[tmpl], numbers)
+            raise MissingTranslation(tmpl, "not in the catalogue")
+        try:
+            return fill(self.table[tmpl], numbers)
+        except ValueError as error:  # a translation with a slot the text has no number for
+            raise MissingTranslation(tmpl, str(error)) from None
 
     def verdict(self, text: str) -> str:
         """A verdict: the kind's Japanese name, then the translated condition or interval."""
@@ -221,7 +243,7 @@ def write_pot(executed: Path, out: Path) -> int:
 
     pot = Catalog(project="The Learning Rate, Hands On", charset="utf-8", fuzzy=False)
     for tmpl, where in computed_texts(executed).items():
-        message = pot.add(tmpl, auto_comments=[f"from: {', '.join(sorted(set(where))[:6])}"])
+        message = pot.add(tmpl, auto_comments=[f"from: {', '.join(sorted(set(where)))}"])
         message.flags -= {"python-format", "python-brace-format"}  # "%", "{" are text here
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "wb") as f:
@@ -304,27 +326,62 @@ def name_the_page(text: str, page: str) -> str:
     return _GLUE_ROLE.sub(rewrite, text)
 
 
-_state: dict[str, object] = {"computed": None}
-
-
-def _warn_missing(text: str, error: MissingTranslation) -> None:
-    from sphinx.util import logging
-
-    logging.getLogger(__name__).warning(
-        f"no translation of the computed text {text[:80]!r} (template {str(error)[:80]!r}): run "
-        f"`make po` and translate it in locales/<language>/LC_MESSAGES/{COMPUTED}.po")
+_state: dict[str, object] = {"computed": None, "untranslated": {}}
 
 
 def translate_computed(text: str, how: str = "verdict") -> str:
-    """``text`` in the edition's language (unchanged in the English edition)."""
+    """``text`` in the edition's language (unchanged in the English edition). A text the catalogue
+    does not translate stays English and is listed at the end of the build (:func:`_report`)."""
     computed = _state["computed"]
     if computed is None:
         return text
     try:
         return computed.claim_box(text) if how == "box" else computed.verdict(text)
-    except (MissingTranslation, ValueError) as error:
-        _warn_missing(text, MissingTranslation(str(error)))
+    except MissingTranslation as missing:
+        _state["untranslated"].setdefault(missing.args[0], (text, missing.args[1]))
         return text
+
+
+def _report(app, exception) -> None:
+    """Name, at the end of a translated build, every computed text shown in English."""
+    from sphinx.util import logging
+
+    untranslated = _state["untranslated"]
+    if exception is not None or not untranslated:
+        return
+    log = logging.getLogger(__name__)
+    log.info(f"{len(untranslated)} computed texts have no translation in "
+             f"locales/{app.config.language}/LC_MESSAGES/{COMPUTED}.po and are shown in English "
+             f"(a lesson changed: run `make po` and translate; or this machine computed another "
+             f"outcome than the translator's, which tests/site/test_japanese_edition.py reports):",
+             color="darkred")
+    for tmpl, (text, reason) in sorted(untranslated.items()):
+        log.info(f"  {text[:100]!r} ({reason})", color="darkred")
+
+
+def lesson_codes(book: Path = ROOT / "book") -> dict[str, str]:
+    """``{page: SHA-256 of its code cells}`` for every lesson (``book/ch01/01-the-step.md``): what
+    a lesson computes depends on its code only. ``make po`` records it beside the computed
+    catalogue (:data:`CODES`), so that the tests can tell a lesson changed since its text was
+    translated (an untranslated text is an error) from a lesson that computed another outcome here
+    (allowed, reported)."""
+    import hashlib
+
+    import jupytext
+
+    codes = {}
+    for path in sorted(Path(book).rglob("*.md")):
+        source = path.read_text(encoding="utf-8")
+        if not source.startswith("---") or "\nkernelspec:" not in source.split("\n---", 1)[0]:
+            continue
+        cells = [c.source for c in jupytext.reads(source, fmt="md:myst").cells
+                 if c.cell_type == "code"]
+        digest = hashlib.sha256("\n\0".join(cells).encode("utf-8")).hexdigest()
+        codes[path.relative_to(Path(book).parent).as_posix()] = digest
+    return codes
+
+
+CODES = "computed-lessons.json"  # beside computed.po: the lessons' code when it was last merged
 
 
 def _wrap_format_plain_text(module) -> None:
@@ -385,11 +442,16 @@ html[lang="ja"] body {
 """
 
 
-def _write_css(app, exception) -> None:
-    if exception is None and app.builder.format == "html":
-        static = Path(app.outdir) / "_static"
-        static.mkdir(parents=True, exist_ok=True)
-        (static / "i18n.css").write_text(FONT_CSS, encoding="utf-8")
+def add_static_css(app, name: str, text) -> None:
+    """Link ``_static/<name>`` from every HTML page and write it, ``text()``, after the build."""
+    def write(app, exception) -> None:
+        if exception is None and app.builder.format == "html":
+            static = Path(app.outdir) / "_static"
+            static.mkdir(parents=True, exist_ok=True)
+            (static / name).write_text(text(), encoding="utf-8")
+
+    app.connect("build-finished", write)
+    app.add_css_file(name)
 
 
 def translate_toc_captions(app, doctree) -> None:
@@ -416,6 +478,7 @@ def translate_toc_captions(app, doctree) -> None:
 def _builder_inited(app) -> None:
     language = app.config.language or "en"
     _state["computed"] = None if language == "en" else Computed.load(language)
+    _state["untranslated"] = {}
 
 
 def setup(app):
@@ -441,8 +504,8 @@ def setup(app):
     app.connect("builder-inited", _builder_inited)
     app.connect("doctree-read", translate_toc_captions, priority=400)  # before the toc collector
     app.connect("html-page-context", _language_switch)
-    app.connect("build-finished", _write_css)
-    app.add_css_file("i18n.css")
+    app.connect("build-finished", _report)
+    add_static_css(app, "i18n.css", lambda: FONT_CSS)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
 
 
@@ -453,6 +516,8 @@ def main(argv: list[str]) -> int:
         return 0
     if len(argv) == 3 and argv[0] == "merge":
         counts = merge(Path(argv[1]), Path(argv[2]))
+        (Path(argv[2]) / CODES).write_text(json.dumps(lesson_codes(), indent=1) + "\n",
+                                           encoding="utf-8")
         print(", ".join(f"{n} {state}" for state, n in counts.items()))
         return 0
     if len(argv) in (2, 3) and argv[0] == "config":

@@ -45,6 +45,7 @@ from myst_nb.ext.glue.utils import (
 from sphinx.transforms.post_transforms import SphinxPostTransform
 from sphinx.util import logging
 
+from lessons_lib import _i18n
 from lessons_lib._i18n import KINDS_JA
 from lessons_lib.claims import MEANINGS
 
@@ -75,14 +76,9 @@ def slug(kind: str) -> str:
 
 def verdict_kind(text: str) -> tuple[str, str] | tuple[None, None]:
     """The kind a verdict's text starts with (the longest that fits, in English or by its Japanese
-    name) and the name it was written with, or ``(None, None)``."""
-    text = " ".join(text.split())
-    names = [(kind, kind) for kind in KINDS] + [(kind, KINDS_JA[kind]) for kind in KINDS]
-    for kind, name in sorted(names, key=lambda pair: len(pair[1]), reverse=True):
-        if text == name or text.startswith(name + " ") or text.startswith(name + "：") \
-                or text.startswith(name + "（"):
-            return kind, name
-    return None, None
+    name) and the name it was written with, or ``(None, None)`` (:func:`_i18n.verdict_kind`)."""
+    kind, name, _ = _i18n.verdict_kind(text)
+    return kind, name
 
 
 def _language(app) -> str:
@@ -269,13 +265,6 @@ def _css() -> str:
     return "\n".join(rules) + "\n"
 
 
-def _write_css(app, exception) -> None:
-    if exception is None and app.builder.format == "html":
-        static = Path(app.outdir) / "_static"
-        static.mkdir(parents=True, exist_ok=True)
-        (static / "ledger.css").write_text(_css(), encoding="utf-8")
-
-
 def setup(app):
     app.setup_extension("myst_nb")  # the glue domain must exist before its directive is replaced
     app.add_directive_to_domain("glue", "figure", PasteFigure, override=True)
@@ -283,6 +272,5 @@ def setup(app):
     app.connect("env-get-outdated", repaste_when_a_page_changes)
     app.connect("doctree-resolved", label_the_ledger)  # the table's cells first, then the rest
     app.connect("doctree-resolved", label_pasted_verdicts)
-    app.connect("build-finished", _write_css)
-    app.add_css_file("ledger.css")
+    _i18n.add_static_css(app, "ledger.css", _css)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

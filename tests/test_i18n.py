@@ -6,7 +6,7 @@ import yaml
 from babel.messages.catalog import Catalog
 from babel.messages.pofile import read_po, write_po
 
-from lessons_lib import _i18n, claims
+from lessons_lib import _i18n, _ledger, claims
 from lessons_lib._i18n import Computed, MissingTranslation
 
 
@@ -48,6 +48,19 @@ def test_split_verdict(text, split):
     assert _i18n.split_verdict(text) == split
 
 
+@pytest.mark.parametrize("text, found", [
+    ("holds only when η < 2/λ", ("holds only when", "holds only when", "η < 2/λ")),
+    ("条件付きで成り立つ：η < 2/λ", ("holds only when", "条件付きで成り立つ", "η < 2/λ")),
+    ("この規模では示されず（区間 [-1, 2]）", (claims.NOT_SHOWN, "この規模では示されず", "区間 [-1, 2]")),
+    ("成り立つ", ("holds", "成り立つ", "")),
+    ("holdsworth", (None, None, None)),
+])
+def test_verdict_kind_reads_english_and_japanese_names(text, found):
+    """One function finds a verdict's kind for the translation and for the claims ledger."""
+    assert _i18n.verdict_kind(text) == found
+    assert _ledger.verdict_kind(text) == found[:2]
+
+
 def test_the_japanese_kinds_name_every_kind_once():
     assert set(_i18n.KINDS_JA) == set(claims.MEANINGS)
     assert len(set(_i18n.KINDS_JA.values())) == len(_i18n.KINDS_JA)
@@ -68,6 +81,53 @@ def test_phrase_translates_with_the_texts_own_numbers():
     assert COMPUTED.phrase("0.25 [0.1, 0.4]") == "0.25 [0.1, 0.4]"  # nothing to translate
     with pytest.raises(MissingTranslation, match="Updates to go"):
         COMPUTED.phrase("Updates to go: 4")
+    with pytest.raises(MissingTranslation, match="slot ⟨1⟩"):  # a translation with a slot too many
+        Computed({"⟨0⟩ left": "残り ⟨1⟩"}).phrase("3 left")
+
+
+def test_an_untranslated_text_stays_english_and_is_listed(monkeypatch):
+    """Not a build error: a lesson may compute another outcome on another machine (a timing, a
+    number rounded the other way); the site tests decide whether that is allowed."""
+    monkeypatch.setitem(_i18n._state, "computed", COMPUTED)
+    monkeypatch.setitem(_i18n._state, "untranslated", {})
+    assert _i18n.translate_computed("holds only when the head is kept: 3 points") == (
+        "条件付きで成り立つ：ヘッドを残す場合。3 ポイント")
+    assert _i18n.translate_computed("holds only when the head is cut: 3 points") == (
+        "holds only when the head is cut: 3 points")
+    assert _i18n._state["untranslated"] == {
+        "the head is cut: ⟨0⟩ points": ("holds only when the head is cut: 3 points",
+                                        "not in the catalogue")}
+
+
+LESSON = """---
+jupytext:
+  text_representation: {{extension: .md, format_name: myst}}
+kernelspec: {{display_name: Python 3, language: python, name: python3}}
+---
+# A lesson
+
+{prose}
+
+```{{code-cell}} ipython3
+{code}
+```
+"""
+
+
+def test_lesson_codes_change_with_the_code_only(tmp_path):
+    """What a lesson computes depends on its code: prose edits keep the recorded code."""
+    (tmp_path / "book" / "ch01").mkdir(parents=True)
+    lesson = tmp_path / "book" / "ch01" / "a.md"
+    (tmp_path / "book" / "intro.md").write_text("# Not a lesson\n", encoding="utf-8")
+
+    def code(prose, source):
+        lesson.write_text(LESSON.format(prose=prose, code=source), encoding="utf-8")
+        return _i18n.lesson_codes(tmp_path / "book")
+
+    first = code("Some text.", "x = 1")
+    assert list(first) == ["book/ch01/a.md"]
+    assert code("Other text.", "x = 1") == first
+    assert code("Some text.", "x = 2") != first
 
 
 def test_verdict_names_the_kind_in_japanese_then_the_condition():
