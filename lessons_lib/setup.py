@@ -18,6 +18,10 @@ def setup(seed: int = 0, threads: int = 1) -> dict:
     - sets ``OMP_WAIT_POLICY=PASSIVE`` (unless already set) before torch is first imported, so
       that idle torch threads sleep instead of spinning. Measured on 2 cores shared with other
       programs, spinning made one small training run 10–30× slower (0.3 s → 3–15 s);
+    - keeps jsonschema (imported with nbformat by myst-nb's ``glue``) from loading its optional
+      ``rfc3987_syntax`` checker, whose 39 grammars take 2-3 s to compile in every kernel, for an
+      "iri" format check that nothing in a lesson uses: the module is marked absent, which
+      jsonschema handles by skipping that one check;
     - sets the matplotlib style (:data:`lessons_lib.plots.PLOT_STYLE`, colour cycle
       :data:`lessons_lib.plots.PALETTE`) and the inline
       backend's figure format.
@@ -38,6 +42,8 @@ def setup(seed: int = 0, threads: int = 1) -> dict:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if "sklearn" not in sys.modules:  # scikit-learn's own OpenMP (gradient boosting) reads it on load
         os.environ["OMP_NUM_THREADS"] = str(threads)
+    if "jsonschema" not in sys.modules:  # see the docstring: 2-3 s of every lesson's first glue()
+        sys.modules.setdefault("rfc3987_syntax", None)
 
     import matplotlib as mpl
     import numpy as np

@@ -217,6 +217,25 @@ def test_setup_limits_scikit_learns_openmp_loaded_after_it():
     assert out.stdout.strip() == "[1]", out.stdout + out.stderr
 
 
+def test_setup_spares_glue_the_uri_grammar_compilation():
+    """Catches every lesson paying 2-3 s for jsonschema's optional rfc3987-syntax checker on its
+    first glue(): after setup() in a fresh interpreter, glue works and the grammars never load,
+    while every other format check of jsonschema is still there."""
+    import subprocess
+    import sys
+
+    code = ("from lessons_lib import setup; setup(seed=0)\n"
+            "import sys\n"
+            "from myst_nb import glue\n"
+            "glue('x', 1.5, display=False)\n"
+            "from jsonschema import FormatChecker\n"
+            "checker = FormatChecker()\n"
+            "print('lark' in sys.modules, 'iri' in checker.checkers, 'uri' in checker.checkers, "
+            "'date-time' in checker.checkers)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False", "True", "True"], out.stdout + out.stderr
+
+
 def test_setup_hides_only_tqdms_missing_widgets_note():
     """Catches the lessons that import Optuna printing tqdm's 'IProgress not found' warning (with
     a path of the reader's machine) — and setup() silencing warnings a learner should see."""
