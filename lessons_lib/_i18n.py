@@ -201,6 +201,18 @@ def _translated_messages(path: Path):
 
 # --- extraction -------------------------------------------------------------------------------
 
+def text_glues(executed: Path) -> set[str]:
+    """Every place that computes a text, whatever its outcome here: each ``page.md::key`` glued
+    as a string by an executed lesson, and ``claim ID`` for each claim."""
+    found = {f"claim {claim.id}" for claim in catalogue().values()}
+    for glue_file in sorted(Path(executed).rglob("*.glue.json")):
+        page = glue_file.relative_to(executed).as_posix().removesuffix(".glue.json") + ".md"
+        for key, output in json.loads(glue_file.read_text(encoding="utf-8")).items():
+            if _glued_text(output.get("data", {})) is not None:
+                found.add(f"{page}::{key}")
+    return found
+
+
 def computed_texts(executed: Path) -> dict[str, list[str]]:
     """Every template to translate, with where it comes from (``page::key`` or ``claim ID``):
     the text glues of the executed lessons (``executed/**/*.glue.json``; a verdict contributes its
@@ -251,12 +263,15 @@ def write_pot(executed: Path, out: Path) -> int:
     return len(pot)
 
 
-def merge(pots: Path, catalogues: Path, language: str = "ja") -> dict[str, int]:
+def merge(pots: Path, catalogues: Path, language: str = "ja",
+          live: set[str] | None = None) -> dict[str, int]:
     """Bring the catalogues under ``catalogues`` (``**/*.po``) up to date with the templates under
     ``pots`` (``**/*.pot``), as ``msgmerge`` does: a new message is added untranslated, a changed
     one keeps its old translation marked fuzzy (with the old English as ``#| msgid``), a message
-    no page has any more is dropped, and so is the catalogue of a page that is gone. Returns the
-    count of messages per state over all catalogues."""
+    no page has any more is dropped, and so is the catalogue of a page that is gone; a translated
+    alternative outcome is kept while ``live`` (:func:`text_glues`; by default the templates'
+    own ``from:``) has every place it names. Returns the count of messages per state over all
+    catalogues."""
     from babel.messages.catalog import Catalog
     from babel.messages.pofile import read_po, write_po
 
@@ -274,6 +289,8 @@ def merge(pots: Path, catalogues: Path, language: str = "ja") -> dict[str, int]:
             catalogue_ = Catalog(locale=language, project=pot.project, fuzzy=False)
         catalogue_.update(pot, update_header_comment=False)
         catalogue_.fuzzy = False
+        _keep_alternatives(catalogue_, live if live is not None
+                           else set().union(*(sources(m) for m in pot if m.id)))
         for message in catalogue_:  # Babel guesses it from "% i"; a "%" here is a per cent sign
             message.flags -= {"python-format", "python-brace-format"}
         po_path.parent.mkdir(parents=True, exist_ok=True)
@@ -288,6 +305,30 @@ def merge(pots: Path, catalogues: Path, language: str = "ja") -> dict[str, int]:
     for stale in set(Path(catalogues).rglob("*.po")) - wanted:
         stale.unlink()
     return counts
+
+
+ALTERNATIVE = "alternative outcome"  # the translator's comment on a kept alternative
+
+
+def sources(message) -> set[str]:
+    """Where a computed template came from (its ``from:`` comment): ``page.md::key`` or
+    ``claim ID``."""
+    text = " ".join(message.auto_comments)  # a catalogue's writer may break a long comment
+    if not text.startswith("from: "):
+        return set()
+    return {source.strip() for source in text.removeprefix("from: ").split(",") if source.strip()}
+
+
+def _keep_alternatives(catalogue_, live: set[str]) -> None:
+    """Keep the translation of another outcome of a text the lessons still compute. A lesson may
+    pick another phrase on another machine (a timing, say); a translator who foresees it adds the
+    phrase, translated, with the comment ``# alternative outcome`` and the ``#. from:`` of the
+    text it replaces. The merge keeps it while every place it names still computes a text."""
+    for msgid, message in list(catalogue_.obsolete.items()):
+        if (ALTERNATIVE in message.user_comments and message.string and sources(message)
+                and sources(message) <= live):
+            del catalogue_.obsolete[msgid]
+            catalogue_[msgid] = message
 
 
 def write_config(source: Path, out: Path, language: str = "ja") -> None:
@@ -515,7 +556,8 @@ def main(argv: list[str]) -> int:
         print(f"wrote {argv[1]}: {n} computed texts")
         return 0
     if len(argv) == 3 and argv[0] == "merge":
-        counts = merge(Path(argv[1]), Path(argv[2]))
+        counts = merge(Path(argv[1]), Path(argv[2]),
+                       live=text_glues(ROOT / "_build" / "jupyter_execute"))
         (Path(argv[2]) / CODES).write_text(json.dumps(lesson_codes(), indent=1) + "\n",
                                            encoding="utf-8")
         print(", ".join(f"{n} {state}" for state, n in counts.items()))

@@ -201,6 +201,32 @@ def test_merge_adds_new_marks_changed_fuzzy_and_drops_gone(tmp_path):
     assert not (pos / "book" / "deleted-page.po").exists()
 
 
+def test_merge_keeps_a_translated_alternative_outcome_while_its_text_is_computed(tmp_path):
+    pots, pos = tmp_path / "pot", tmp_path / "po"
+    pot = Catalog(fuzzy=False)
+    pot.add("overlap", auto_comments=["from: a.md::overlap"])
+    pot.add("a new measurement", auto_comments=["from: a.md::band"])
+    pots.mkdir()
+    with open(pots / "computed.pot", "wb") as f:
+        write_po(f, pot)
+    po = Catalog(locale="ja", fuzzy=False)
+    po.add("overlap", "重なる", auto_comments=["from: a.md::overlap"])
+    po.add("do not overlap", "重ならない", auto_comments=["from: a.md::overlap"],
+           user_comments=[_i18n.ALTERNATIVE])
+    po.add("outside", "外", auto_comments=["from: a.md::gone"], user_comments=[_i18n.ALTERNATIVE])
+    po.add("an old sentence", "古い文", auto_comments=["from: a.md::overlap"])
+    (pos).mkdir()
+    with open(pos / "computed.po", "wb") as f:
+        write_po(f, po)
+    counts = _i18n.merge(pots, pos)
+    with open(pos / "computed.po", "rb") as f:
+        merged = {m.id: m for m in read_po(f) if m.id}
+    assert set(merged) == {"overlap", "a new measurement", "do not overlap"}  # "outside": glue gone
+    assert merged["do not overlap"].string == "重ならない"
+    assert _i18n.sources(merged["do not overlap"]) == {"a.md::overlap"}
+    assert counts == {"messages": 3, "translated": 2, "fuzzy": 0, "untranslated": 1}
+
+
 def test_config_of_the_japanese_edition(tmp_path):
     source = tmp_path / "_config.yml"
     source.write_text(yaml.safe_dump({"title": "T", "execute": {"cache": "_build/.jupyter_cache"},
@@ -217,3 +243,9 @@ def test_the_book_config_is_the_english_edition_with_japanese_catalogues():
     assert config["sphinx"]["config"]["language"] == "en"
     assert config["sphinx"]["config"]["locale_dirs"] == ["locales/"]
     assert "lessons_lib._i18n" in config["sphinx"]["extra_extensions"]
+
+
+def test_sources_read_a_from_comment_that_the_writer_broke():
+    message = Catalog().add("x", auto_comments=["from: a.md::one,", "b.md::two, claim LR-1"])
+    assert _i18n.sources(message) == {"a.md::one", "b.md::two", "claim LR-1"}
+    assert _i18n.sources(Catalog().add("y", auto_comments=["Translators: not a source"])) == set()

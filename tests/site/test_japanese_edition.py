@@ -61,12 +61,6 @@ def test_every_message_is_translated_and_none_is_fuzzy(pot):
     assert not fuzzy, f"{len(fuzzy)} fuzzy in {po.name}: {[m[:70] for m in fuzzy[:5]]}"
 
 
-def _sources(message) -> set[str]:
-    """Where a computed template came from: ``page.md::key`` or ``claim ID`` (its comment)."""
-    return {source for comment in message.auto_comments if comment.startswith("from: ")
-            for source in comment.removeprefix("from: ").split(", ")}
-
-
 def test_every_computed_text_is_translated_or_another_outcome_of_an_unchanged_lesson():
     """The computed catalogue is complete (0 untranslated, 0 fuzzy), and so is its coverage of what
     the lessons computed in this build, with one allowance. A text it lacks is an error when its
@@ -79,14 +73,14 @@ def test_every_computed_text_is_translated_or_another_outcome_of_an_unchanged_le
     incomplete = [m.id for m in catalogue if not m.string or m.fuzzy]
     assert not incomplete, f"{len(incomplete)} untranslated or fuzzy in computed.po: {incomplete[:5]}"
     translated = {m.id for m in catalogue}
-    covered = set().union(*(_sources(m) for m in catalogue))
+    covered = set().union(*(_i18n.sources(m) for m in catalogue))
     recorded = json.loads((PO / _i18n.CODES).read_text(encoding="utf-8"))
     codes = _i18n.lesson_codes()
     errors, other_outcomes = [], []
     for message in read(POT / f"{_i18n.COMPUTED}.pot"):
         if not message.id or message.id in translated:
             continue
-        for source in sorted(_sources(message)):
+        for source in sorted(_i18n.sources(message)):
             page = source.split("::")[0]
             if source.startswith("claim "):
                 errors.append(f"{source}: its statement is not translated")
