@@ -516,6 +516,21 @@ def translate_toc_captions(app, doctree) -> None:
         toctree["caption"] = catalogue_.gettext(toctree["caption"])
 
 
+def reread_when_the_computed_catalogue_changes(app, env, added, changed, removed) -> list[str]:
+    """Every page again after ``computed.po`` changed: Sphinx tracks the page catalogues but not
+    this one, so an incremental build would keep a page's old (or English) computed text."""
+    if (app.config.language or "en") == "en":
+        return []
+    import hashlib
+
+    path = LOCALES / app.config.language / "LC_MESSAGES" / f"{COMPUTED}.po"
+    digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+    if getattr(env, "i18n_computed_catalogue", None) == digest:
+        return []
+    env.i18n_computed_catalogue = digest  # pickled with the environment
+    return sorted(set(env.found_docs) - set(added) - set(changed))
+
+
 def _builder_inited(app) -> None:
     language = app.config.language or "en"
     _state["computed"] = None if language == "en" else Computed.load(language)
@@ -543,6 +558,7 @@ def setup(app):
     _wrap_format_plain_text(crossref)
     _wrap_render_markdown(NbElementRenderer)
     app.connect("builder-inited", _builder_inited)
+    app.connect("env-get-outdated", reread_when_the_computed_catalogue_changes)
     app.connect("doctree-read", translate_toc_captions, priority=400)  # before the toc collector
     app.connect("html-page-context", _language_switch)
     app.connect("build-finished", _report)

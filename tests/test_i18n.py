@@ -249,3 +249,26 @@ def test_sources_read_a_from_comment_that_the_writer_broke():
     message = Catalog().add("x", auto_comments=["from: a.md::one,", "b.md::two, claim LR-1"])
     assert _i18n.sources(message) == {"a.md::one", "b.md::two", "claim LR-1"}
     assert _i18n.sources(Catalog().add("y", auto_comments=["Translators: not a source"])) == set()
+
+
+def test_pages_are_read_again_when_the_computed_catalogue_changes(tmp_path, monkeypatch):
+    """An incremental Japanese build after translating computed.po must not keep old text."""
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(_i18n, "LOCALES", tmp_path)
+    po = tmp_path / "ja" / "LC_MESSAGES" / "computed.po"
+    po.parent.mkdir(parents=True)
+    po.write_text('msgid "none"\nmsgstr "なし"\n', encoding="utf-8")
+    app = SimpleNamespace(config=SimpleNamespace(language="ja"))
+    env = SimpleNamespace(found_docs={"a", "b", "c"})
+
+    def outdated(added=(), changed=()):
+        return _i18n.reread_when_the_computed_catalogue_changes(app, env, set(added), set(changed), set())
+
+    assert outdated(added={"c"}) == ["a", "b"]  # the first build: no digest yet
+    assert outdated() == []
+    po.write_text('msgid "none"\nmsgstr "ありません"\n', encoding="utf-8")
+    assert outdated(changed={"a"}) == ["b", "c"]
+    app.config.language = "en"
+    po.write_text("", encoding="utf-8")
+    assert outdated() == []  # the English edition reads no catalogue
