@@ -176,6 +176,25 @@ def mean_interval(values, *, confidence: float = 0.95) -> Interval:
     return Interval(mean, mean - half, mean + half)
 
 
+def ratio_interval(ratios, *, confidence: float = 0.95) -> Interval:
+    r"""The geometric mean of per-seed ``ratios`` with its confidence interval: the Student-t
+    interval of their logarithms (:func:`mean_interval`), taken back by the exponential.
+
+    .. math:: \exp\Big(\overline{\ln r} \pm t_{(1+c)/2,\;n-1}\, \frac{s_{\ln r}}{\sqrt n}\Big)
+
+    For ratios this is the fair average: a run that ends 100 times worse and one that ends 100
+    times better cancel, and one seed whose run nearly diverged does not swamp the others as it
+    does in the arithmetic mean. Raises ``ValueError`` unless every ratio is positive and finite.
+    """
+    import numpy as np
+
+    r = np.asarray(ratios, dtype=float).ravel()
+    if not np.all(np.isfinite(r) & (r > 0)):
+        raise ValueError(f"ratios must be positive finite numbers (one per seed), got {r.tolist()}")
+    log = mean_interval(np.log(r), confidence=confidence)
+    return Interval(*(float(np.exp(v)) for v in log))
+
+
 def paired_interval(a, b, *, confidence: float = 0.95) -> Interval:
     """Paired comparison over seeds: the mean of the per-seed differences ``a - b`` and its t
     interval (:func:`mean_interval` of the differences; equal to ``scipy.stats.ttest_rel(a, b)

@@ -383,6 +383,24 @@ def test_paired_interval_equals_scipys_paired_t_interval(n, confidence):
         (ref1.low, ref1.high), rel=1e-10)
 
 
+def test_ratio_interval_is_the_geometric_mean_with_scipys_t_interval_of_the_logs():
+    """Catches an arithmetic mean of ratios, or an interval not taken back from the logs."""
+    from scipy import stats
+
+    ratios = np.array([23.6, 31.0, 13.8, 18.4])
+    got = claims.ratio_interval(ratios)
+    ref = stats.ttest_1samp(np.log(ratios), 0).confidence_interval(0.95)
+    assert got.mean == pytest.approx(stats.gmean(ratios), rel=1e-12)
+    assert (got.low, got.high) == pytest.approx((np.exp(ref.low), np.exp(ref.high)), rel=1e-10)
+    # one seed far out moves the geometric interval much less than the arithmetic one
+    wild = np.array([5.9, 114.1, 52.7, 200.5])
+    assert claims.ratio_interval(wild).low > 2 > claims.mean_interval(wild).low
+    assert claims.ratio_interval([2.0, 0.5]).mean == pytest.approx(1.0)
+    for bad in ([1.0, 0.0], [1.0, -2.0], [1.0, np.inf]):
+        with pytest.raises(ValueError, match="ratios must be positive finite numbers"):
+            claims.ratio_interval(bad)
+
+
 def test_interval_reads_its_side_of_zero_and_of_a_threshold():
     """Catches a side() that treats an interval touching zero as clear of it, or swapped words."""
     above, below, across = (claims.Interval(2.0, 1.0, 3.0), claims.Interval(-2.0, -3.0, -1.0),
