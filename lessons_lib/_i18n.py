@@ -293,6 +293,7 @@ def merge(pots: Path, catalogues: Path, language: str = "ja",
                            else set().union(*(sources(m) for m in pot if m.id)))
         for message in catalogue_:  # Babel guesses it from "% i"; a "%" here is a per cent sign
             message.flags -= {"python-format", "python-brace-format"}
+            message.user_comments = _without_previous_id(message.user_comments)
         po_path.parent.mkdir(parents=True, exist_ok=True)
         with open(po_path, "wb") as f:
             write_po(f, catalogue_, width=0, ignore_obsolete=True, include_previous=True)
@@ -317,6 +318,16 @@ def sources(message) -> set[str]:
     if not text.startswith("from: "):
         return set()
     return {source.strip() for source in text.removeprefix("from: ").split(",") if source.strip()}
+
+
+def _without_previous_id(comments: list[str]) -> list[str]:
+    """Babel writes a long ``#| msgid`` (the English of a fuzzy message before it changed) over
+    several lines that it reads back as translator comments; once the translation is checked,
+    they are noise. They come last, after the translator's own."""
+    for i, comment in enumerate(comments):
+        if comment.startswith("| msgid"):
+            return comments[:i]
+    return comments
 
 
 def _keep_alternatives(catalogue_, live: set[str]) -> None:

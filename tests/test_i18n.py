@@ -201,6 +201,25 @@ def test_merge_adds_new_marks_changed_fuzzy_and_drops_gone(tmp_path):
     assert not (pos / "book" / "deleted-page.po").exists()
 
 
+def test_merge_drops_the_old_english_babel_read_back_as_comments(tmp_path):
+    """A fuzzy message's long ``#| msgid``, written by Babel and read back after the translator
+    removed ``#, fuzzy``, must not stay behind as translator comments."""
+    pots, pos = tmp_path / "pot", tmp_path / "po"
+    long_old, long_new = "old words " * 20, "new words " * 20
+    _write(pots / "a.pot", [(long_new, "")])
+    catalogue = Catalog(locale="ja", fuzzy=False)
+    catalogue.add(long_new, "訳", flags=["fuzzy"], previous_id=long_old, user_comments=["mine"])
+    pos.mkdir()
+    with open(pos / "a.po", "wb") as f:
+        write_po(f, catalogue, width=0, include_previous=True)
+    text = (pos / "a.po").read_text(encoding="utf-8").replace("#, fuzzy\n", "")
+    (pos / "a.po").write_text(text, encoding="utf-8")  # the translator checked it
+    _i18n.merge(pots, pos)
+    with open(pos / "a.po", "rb") as f:
+        (message,) = [m for m in read_po(f) if m.id]
+    assert message.user_comments == ["mine"] and message.string == "訳"
+
+
 def test_merge_keeps_a_translated_alternative_outcome_while_its_text_is_computed(tmp_path):
     pots, pos = tmp_path / "pot", tmp_path / "po"
     pot = Catalog(fuzzy=False)
