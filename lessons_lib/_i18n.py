@@ -147,8 +147,11 @@ class MissingTranslation(LookupError):
 class Computed:
     """The translations of computed text: ``{template: translated template}``."""
 
-    def __init__(self, table: dict[str, str]):
+    def __init__(self, table: dict[str, str], missing: dict | None = None):
         self.table = table
+        #: where a claim box records a part it leaves in English (``{template: (text, reason)}``);
+        #: None: the box raises :class:`MissingTranslation` instead
+        self.missing = missing
 
     @classmethod
     def load(cls, language: str, locales: Path = LOCALES) -> Computed:
@@ -186,8 +189,21 @@ class Computed:
         if box is None:
             return self.phrase(markdown)
         action = ACTIONS_JA.get(box["action"], box["action"])
-        return (f"**主張 {box['id']}**（{action}）— *{self.phrase(box['text'])}*  \n"
-                f"判定：**{self.verdict(box['verdict'])}**。{self.phrase(box['evidence'])}")
+        text, verdict, evidence = (self._or_english(translate, box[part]) for translate, part in
+                                   ((self.phrase, "text"), (self.verdict, "verdict"),
+                                    (self.phrase, "evidence")))
+        return f"**主張 {box['id']}**（{action}）— *{text}*  \n判定：**{verdict}**。{evidence}"
+
+    def _or_english(self, translate, text: str) -> str:
+        """``translate(text)``; a part without a translation stays English (and is recorded in
+        :attr:`missing`), so that one new sentence does not leave the whole box in English."""
+        try:
+            return translate(text)
+        except MissingTranslation as missing:
+            if self.missing is None:
+                raise
+            self.missing.setdefault(missing.args[0], (text, missing.args[1]))
+            return text
 
 
 def _translated_messages(path: Path):
@@ -544,8 +560,10 @@ def reread_when_the_computed_catalogue_changes(app, env, added, changed, removed
 
 def _builder_inited(app) -> None:
     language = app.config.language or "en"
-    _state["computed"] = None if language == "en" else Computed.load(language)
     _state["untranslated"] = {}
+    _state["computed"] = None if language == "en" else Computed.load(language)
+    if _state["computed"] is not None:
+        _state["computed"].missing = _state["untranslated"]
 
 
 def setup(app):

@@ -147,6 +147,18 @@ def test_claim_box_is_rebuilt_from_its_parts():
         "判定：**成り立つ**。0.711 に届くまでの更新：40")
 
 
+def test_a_claim_box_part_without_translation_stays_english_alone():
+    record = claims.Record(claims.Claim("TR-2", 7, ("5",), "demo", "Transfer shortens training."),
+                           claims.Verdict("holds"), "Updates to go: 4")
+    with pytest.raises(MissingTranslation, match="Updates to go"):
+        COMPUTED.claim_box(record._repr_markdown_())
+    missing = {}
+    computed = Computed(COMPUTED.table, missing)
+    assert computed.claim_box(record._repr_markdown_()) == (
+        "**主張 TR-2**（実演）— *転移学習は学習を短くする。*  \n判定：**成り立つ**。Updates to go: 4")
+    assert missing == {"Updates to go: ⟨0⟩": ("Updates to go: 4", "not in the catalogue")}
+
+
 def test_claim_box_of_a_two_part_action():
     record = claims.Record(claims.Claim("LR-1", 1, ("1",), "explain+demo", "none"),
                            claims.Verdict("shown"), "none")
