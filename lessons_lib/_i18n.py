@@ -27,6 +27,9 @@ handled here, in a Sphinx extension (``_config.yml`` lists it):
    did not (a timing, or a number rounded the other way on another processor, picked another
    phrase); the lesson is unchanged, so this is allowed when its text has a translation of some
    outcome, and reported.
+3. **The files a reader downloads.** The ``.md`` and ``.ipynb`` behind a Japanese page's download
+   button are the lesson with its prose translated from the same catalogue
+   (:mod:`lessons_lib._i18n_notebooks`), so a Japanese reader also runs the lesson in Japanese.
 
 Verdicts are translated by kind (:data:`KINDS_JA`, the labels of the claims ledger too) followed
 by the translated condition or interval.
@@ -52,6 +55,7 @@ import sys
 from ast import literal_eval
 from pathlib import Path
 
+from lessons_lib._i18n_notebooks import write_translated_sources
 from lessons_lib.claims import MEANINGS, NOT_SHOWN, catalogue
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -591,6 +595,7 @@ def setup(app):
     app.connect("doctree-read", translate_toc_captions, priority=400)  # before the toc collector
     app.connect("html-page-context", _language_switch)
     app.connect("build-finished", _report)
+    app.connect("build-finished", write_translated_sources)  # the download buttons' files
     add_static_css(app, "i18n.css", lambda: FONT_CSS)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
 

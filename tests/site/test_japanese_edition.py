@@ -17,9 +17,9 @@ import pytest
 import yaml
 from babel.messages.pofile import read_po
 
-from lessons_lib import _i18n, _ledger, claims
+from lessons_lib import _i18n, _i18n_notebooks, _ledger, claims
 
-from test_built_book import HTML, ROOT, computed_kind, ledger_labels, toc_files
+from test_built_book import HTML, LESSONS, ROOT, computed_kind, ledger_labels, toc_files
 
 JA = HTML / "ja"
 POT = ROOT / "_build" / "pot" / "_build" / "gettext"  # `make pot`
@@ -235,3 +235,49 @@ def test_the_japanese_sidebar_names_the_parts_in_japanese():
         caption = part["caption"]
         assert translated.get(caption), f"no translation of the part {caption!r}"
         assert f'<p aria-level="2" class="caption" role="heading"><span class="caption-text">{translated[caption]}</span>' in html, caption
+
+
+def _prose_is_japanese(markdown: str) -> tuple[int, int]:
+    """Kana and kanji, Latin letters, in the prose of Markdown (no code, math, roles or options)."""
+    text = re.sub(r"```.*?```|\$\$.*?\$\$|\$[^$\n]*\$|\{[\w:-]+\}`[^`]*`|`[^`]*`|^:[\w-]+:.*$",
+                  " ", markdown, flags=re.S | re.M)
+    return (len(re.findall(r"[\u3040-\u30ff\u4e00-\u9fff]", text)),
+            len(re.findall(r"[A-Za-z]", text)))
+
+
+@pytest.mark.parametrize("doc", toc_files())
+def test_the_japanese_download_is_the_page_in_japanese(doc):
+    """The file behind a Japanese page's download button (``_sources/<page>.md``) is the page with
+    its prose translated from the page's catalogue: no block of prose left in English, and every
+    translation of the catalogue in it."""
+    downloaded = (JA / "_sources" / f"{doc}.md").read_text(encoding="utf-8")
+    text, missing = _i18n_notebooks.translate_page(ROOT / f"{doc}.md", PO / f"{doc}.po")
+    assert downloaded == text, "the download is not the page translated from its catalogue"
+    assert missing == [], f"{doc}: prose without a translation: {missing[:3]}"
+    escaped = downloaded.replace("\\|", "|")  # a table cell escapes its bars
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    captions = {part["caption"] for part in toc["parts"]} | {"Appendix"}  # the sidebar's, not the page's
+    for message in read(PO / f"{doc}.po"):
+        if message.id and message.id not in captions and message.string != message.id:
+            assert message.string in downloaded or message.string in escaped, f"{doc}: not in the download: {message.string[:80]!r}"
+    japanese, latin = _prose_is_japanese(downloaded)
+    assert japanese > latin, f"{doc}: {japanese} kana/kanji, {latin} Latin letters"
+
+
+@pytest.mark.parametrize("doc", LESSONS)
+def test_the_japanese_notebook_runs_the_english_lessons_code(doc):
+    """The ``.ipynb`` a Japanese reader downloads has the English lesson's cells, code cell for code
+    cell the same source and tags, with the prose in Japanese."""
+    import jupytext
+
+    english = jupytext.read(ROOT / f"{doc}.md")
+    japanese = json.loads((JA / "_sources" / f"{doc}.ipynb").read_text(encoding="utf-8"))
+    cells = japanese["cells"]
+    assert [c["cell_type"] for c in cells] == [c.cell_type for c in english.cells]
+    for en, ja in zip(english.cells, cells):
+        if en.cell_type == "code":
+            assert "".join(ja["source"]) == en.source
+            assert ja["metadata"].get("tags") == en.metadata.get("tags")
+    prose = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    japanese_letters, latin = _prose_is_japanese(prose)
+    assert japanese_letters > latin, f"{doc}: {japanese_letters} kana/kanji, {latin} Latin letters"
