@@ -91,29 +91,32 @@ def _translate_lines(lines: list[str], lookup, missing: list[str]) -> list[str]:
                 continue
             if tokens[i - 1].type in ("th_open", "td_open"):  # a cell: its | stay escaped
                 content, translated = content.replace("|", r"\|"), translated.replace("|", r"\|")
-            _replace(out, start, max(end, start + 1), content, translated, cursor)
+            if not _replace(out, start, max(end, start + 1), content, translated, cursor):
+                missing.append(message(token.content))  # not where the parser said: left as is
         elif token.type in ("fence", "colon_fence"):
             block = _translate_directive(lines[start:end], lookup, missing)
             out[start:end] = ["\n".join(block)] + [None] * (end - start - 1)
     return [line for line in out if line is not None]
 
 
-def _replace(out: list, start: int, end: int, content: str, translated: str, cursor) -> None:
+def _replace(out: list, start: int, end: int, content: str, translated: str, cursor) -> bool:
     """Put ``translated`` where ``content`` stood on lines ``start``..``end``: in place on one line
     (a heading, a table cell, a one-line paragraph), else on the first line after the block's
-    prefix (a list marker, ``> ``), the other lines dropped."""
+    prefix (a list marker, ``> ``), the other lines dropped. False, and nothing changed, when the
+    text is not found there."""
     first = content.split("\n")[0]
     line = out[start]
-    at = line.find(first, cursor.get(start, 0))
+    at = -1 if line is None else line.find(first, cursor.get(start, 0))
     if at < 0:
-        raise ValueError(f"cannot find the text {first!r} on line {start + 1}: {line!r}")
+        return False
     if end - start == 1 and "\n" not in content:
         out[start] = line[:at] + translated + line[at + len(first):]
         cursor[start] = at + len(translated)
-        return
+        return True
     out[start] = line[:at] + translated
     for k in range(start + 1, end):
         out[k] = None
+    return True
 
 
 def _translate_directive(block: list[str], lookup, missing: list[str]) -> list[str]:

@@ -140,3 +140,13 @@ def test_the_notebook_has_the_translated_prose(translated):
     assert "学習率は勾配に掛けます。" in prose
     code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
     assert code == ["# a comment in code, not prose\nplot(lr=0.1)"]
+
+
+def test_a_block_not_where_the_parser_said_is_left_as_is():
+    from lessons_lib._i18n_notebooks import _replace
+
+    out = ["- an item", "  more"]
+    assert not _replace(out, 0, 2, "another text", "別の文", {})
+    assert out == ["- an item", "  more"]
+    assert _replace(out, 0, 2, "an item\nmore", "項目", {})
+    assert out == ["- 項目", None]
