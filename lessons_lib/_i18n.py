@@ -55,7 +55,6 @@ import sys
 from ast import literal_eval
 from pathlib import Path
 
-from lessons_lib._i18n_notebooks import write_translated_sources
 from lessons_lib.claims import MEANINGS, NOT_SHOWN, catalogue
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -574,6 +573,8 @@ def setup(app):
     from myst_nb.core.render import NbElementRenderer
     from myst_nb.ext.glue import crossref, roles
     from myst_nb.sphinx_ import Parser
+
+    from lessons_lib._i18n_notebooks import write_translated_sources  # it builds on this module
 
     parse = Parser.parse
 

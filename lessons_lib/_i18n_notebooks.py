@@ -25,6 +25,9 @@ from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
+from lessons_lib._i18n import ROOT, _translated_messages
+from lessons_lib._ledger import COUNTS_BOX
+
 #: Directives whose argument is not prose (a file, a label, a glue key) and whose body is code or
 #: data: left alone.
 NOT_PROSE = {"code-cell", "literalinclude", "math", "bibliography", "solution-end", "raw",
@@ -32,7 +35,6 @@ NOT_PROSE = {"code-cell", "literalinclude", "math", "bibliography", "solution-en
 #: Directives whose argument is a title to translate (the others' argument is a label or a name).
 TITLED = {"margin", "admonition", "note", "tip", "warning", "important", "seealso", "dropdown",
           "topic", "sidebar"}
-COUNTS_BOX = "ledger-counts"  # the ledger's placeholder for its counts (lessons_lib._ledger)
 _DIRECTIVE = re.compile(r"^(?P<fence>`{3,}|:{3,})\{(?P<name>[\w:-]+)\}[ \t]*(?P<argument>.*)$")
 _OPTION = re.compile(r"^:[\w-]+:")
 
@@ -45,8 +47,7 @@ def _parser():
     from myst_parser.config.main import MdParserConfig
     from myst_parser.parsers.mdit import create_md_parser
 
-    config = yaml.safe_load((Path(__file__).resolve().parent.parent / "_config.yml")
-                            .read_text(encoding="utf-8"))
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
     extensions = set(config["parse"]["myst_enable_extensions"])
     return create_md_parser(MdParserConfig(enable_extensions=extensions), RendererHTML)
 
@@ -180,13 +181,7 @@ def _translate_cell_options(body: list[str], lookup, missing: list[str]) -> list
 def catalogue_lookup(po: Path) -> Callable[[str], str | None]:
     """``lookup(message)`` for a page's catalogue: its translation (``None`` if it has none or it
     is fuzzy)."""
-    from babel.messages.pofile import read_po
-
-    with open(po, "rb") as handle:
-        catalogue = read_po(handle)
-    translations = {m.id: m.string for m in catalogue
-                    if m.id and isinstance(m.id, str) and m.string and not m.fuzzy}
-    return translations.get
+    return dict(_translated_messages(po)).get
 
 
 def translate_page(source: Path, po: Path) -> tuple[str, list[str]]:
@@ -215,8 +210,8 @@ def write_translated_sources(app, exception) -> None:
         if path.suffix != ".md" or not po.exists():
             continue
         translated, _ = translate_page(path, po)
-        (sources / f"{docname}.md").parent.mkdir(parents=True, exist_ok=True)
-        (sources / f"{docname}.md").write_text(translated, encoding="utf-8")
-        ipynb = sources / f"{docname}.ipynb"
+        markdown, ipynb = sources / f"{docname}.md", sources / f"{docname}.ipynb"
+        markdown.parent.mkdir(parents=True, exist_ok=True)
+        markdown.write_text(translated, encoding="utf-8")
         if ipynb.exists():
             ipynb.write_text(notebook(translated), encoding="utf-8")

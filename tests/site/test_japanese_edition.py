@@ -143,6 +143,12 @@ def test_every_page_is_in_both_editions_and_links_to_the_other(doc):
     assert "i18n.css" in ja
 
 
+def letters(text: str) -> tuple[int, int]:
+    """How many kana and kanji, and how many Latin letters, ``text`` has."""
+    return (len(re.findall(r"[\u3040-\u30ff\u4e00-\u9fff]", text)),
+            len(re.findall(r"[A-Za-z]", text)))
+
+
 def article_text(html: str) -> str:
     """The article's prose: no code, outputs, mathematics or bibliography."""
     body = html.split('<article class="bd-article"', 1)[-1].split("</article>", 1)[0]
@@ -155,9 +161,7 @@ def article_text(html: str) -> str:
 def test_japanese_pages_read_in_japanese(doc):
     """No paragraph left in English: most of the letters of the prose are kana or kanji (code,
     outputs and mathematics excluded; names like SGD or Adam stay in Latin letters)."""
-    text = article_text((JA / f"{doc}.html").read_text(encoding="utf-8"))
-    japanese = len(re.findall(r"[\u3040-\u30ff\u4e00-\u9fff]", text))
-    latin = len(re.findall(r"[A-Za-z]", text))
+    japanese, latin = letters(article_text((JA / f"{doc}.html").read_text(encoding="utf-8")))
     assert japanese > latin, f"{doc}: {japanese} kana/kanji, {latin} Latin letters"
 
 
@@ -239,10 +243,8 @@ def test_the_japanese_sidebar_names_the_parts_in_japanese():
 
 def _prose_is_japanese(markdown: str) -> tuple[int, int]:
     """Kana and kanji, Latin letters, in the prose of Markdown (no code, math, roles or options)."""
-    text = re.sub(r"```.*?```|\$\$.*?\$\$|\$[^$\n]*\$|\{[\w:-]+\}`[^`]*`|`[^`]*`|^:[\w-]+:.*$",
-                  " ", markdown, flags=re.S | re.M)
-    return (len(re.findall(r"[\u3040-\u30ff\u4e00-\u9fff]", text)),
-            len(re.findall(r"[A-Za-z]", text)))
+    return letters(re.sub(r"```.*?```|\$\$.*?\$\$|\$[^$\n]*\$|\{[\w:-]+\}`[^`]*`|`[^`]*`|^:[\w-]+:.*$",
+                          " ", markdown, flags=re.S | re.M))
 
 
 @pytest.mark.parametrize("doc", toc_files())
@@ -256,7 +258,7 @@ def test_the_japanese_download_is_the_page_in_japanese(doc):
     assert missing == [], f"{doc}: prose without a translation: {missing[:3]}"
     escaped = downloaded.replace("\\|", "|")  # a table cell escapes its bars
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
-    captions = {part["caption"] for part in toc["parts"]} | {"Appendix"}  # the sidebar's, not the page's
+    captions = {part["caption"] for part in toc["parts"]}  # the sidebar's, not the page's
     for message in read(PO / f"{doc}.po"):
         if message.id and message.id not in captions and message.string != message.id:
             assert message.string in downloaded or message.string in escaped, f"{doc}: not in the download: {message.string[:80]!r}"
